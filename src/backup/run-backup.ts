@@ -1,0 +1,165 @@
+import { Readable } from "node:stream";
+import type { Logger } from "../log/logger.js";
+import { silentLogger } from "../log/logger.js";
+import { newBackupId } from "../model/backup-id.js";
+import { LifeboatError, isAbortError } from "../model/errors.js";
+import type { BackupJob } from "../model/job.js";
+import { MANIFEST_VERSION, checkManifest, type Manifest } from "../model/manifest.js";
+import { encodeChain } from "../pipeline/codec-chain.js";
+import type { Layout } from "../storage/layout.js";
+import type { ObjectStore } from "../storage/store.js";
+import { sourceKind } from "../sources/registry.js";
+import { LIFEBOAT_VERSION } from "../version.js";
+
+/**
+ * Runs one backup job: source → codec chain → storage, then the manifest,
+ * written last. Until the manifest is stored the backup does not exist; when
+ * anything fails, the data objects written so far are deleted (best effort —
+ * a SIGKILL leaves them for prune) and no manifest is written.
+ */
+export interface BackupRequest {
+  job: BackupJob;
+  store: ObjectStore;
+  layout: Layout;
+  /** age recipients for jobs that encrypt. */
+  recipients: readonly string[];
+  signal?: AbortSignal | undefined;
+  log?: Logger;
+  events?: BackupEvents;
+  /** Injected for tests. */
+  now?: () => Date;
+}
+
+/** What a backup reports while it runs; the CLI renders these (engines never print). */
+export interface BackupEvents {
+  start?(info: { job: string; id: string }): void;
+  progress?(info: { job: string; sourceBytes: number; storedBytes: number }): void;
+}
+
+export interface BackupResult {
+  manifest: Manifest;
+  durationMs: number;
+}
+
+export async function runBackup(request: BackupRequest): Promise<BackupResult> {
+  const { job, store, layout, signal } = request;
+  const now = request.now ?? (() => new Date());
+  const startedAt = now();
+  const started = performance.now();
+  const id = newBackupId(startedAt);
+  const log = (request.log ?? silentLogger).child({ job: job.name, backupId: id });
+  const source = sourceKind(job.source);
+  const context = `backing up job "${job.name}"`;
+  const recipients = job.encrypt ? request.recipients : [];
+  if (job.encrypt && recipients.length === 0) {
+    throw new LifeboatError("BACKUP_NO_RECIPIENTS", `job "${job.name}" encrypts but no age recipients are configured`, { kind: "usage" });
+  }
+
+  request.events?.start?.({ job: job.name, id });
+  log.info({ source: source.describe(job.source), storage: store.description }, "backup started");
+
+  const written: string[] = [];
+  let sourceBytes = 0;
+  let storedBytes = 0;
+  const progress = () => request.events?.progress?.({ job: job.name, sourceBytes, storedBytes });
+
+  try {
+    const [toolVersion, dump] = await Promise.all([
+      source.toolVersion(job.source),
+      source.openDump(job.source, { job: job.name, signal, log }),
+    ]);
+    const chain = encodeChain(dump.stream, {
+      compression: job.compression,
+      compressionLevel: job.compressionLevel,
+      recipients,
+      context,
+      signal,
+      onSourceBytes: (n) => {
+        sourceBytes = n;
+      },
+      onStoredBytes: (n) => {
+        storedBytes = n;
+        progress();
+      },
+    });
+    const objectName = `data.${source.format}${chain.extension ? `.${chain.extension}` : ""}`;
+    const key = layout.objectKey(job.name, id, objectName);
+    written.push(key);
+
+    const stored = store.put(key, chain.output, signal ? { signal } : {});
+    stored.catch((error: unknown) => chain.output.destroy(error instanceof Error ? error : new Error(String(error))));
+    const [, , dumpResult] = await Promise.all([chain.done, stored, dump.done]).catch(async (error: unknown) => {
+      // Let every stage wind down before cleaning up, so the first cause is reported.
+      await Promise.allSettled([chain.done, stored, dump.done]);
+      throw error;
+    });
+    const { sizeBytes } = await stored;
+
+    if (sizeBytes !== chain.storedTap.sizeBytes) {
+      throw new LifeboatError(
+        "BACKUP_SIZE_MISMATCH",
+        `the store confirmed ${sizeBytes} bytes for "${key}" but ${chain.storedTap.sizeBytes} were sent (${context})`,
+        { kind: "run" },
+      );
+    }
+    if (chain.sourceTap.sizeBytes === 0 && !job.allowEmpty) {
+      throw new LifeboatError("BACKUP_EMPTY", `the source produced no data (${context})`, {
+        kind: "run",
+        hint: "check the source, or set allowEmpty: true on the job if empty backups are expected",
+      });
+    }
+
+    const finishedAt = now();
+    const manifest: Manifest = {
+      version: MANIFEST_VERSION,
+      id,
+      job: job.name,
+      status: dumpResult.status,
+      source: { kind: job.source.type, ...(toolVersion ? { tool: toolVersion } : {}), description: source.describe(job.source) },
+      startedAt: startedAt.toISOString(),
+      finishedAt: finishedAt.toISOString(),
+      consistentAt: dump.consistentAt.toISOString(),
+      codec: [source.format, ...chain.codec],
+      objects: [
+        {
+          key: objectName,
+          role: "data",
+          sizeBytes,
+          sha256: chain.storedTap.sha256(),
+          sourceBytes: chain.sourceTap.sizeBytes,
+        },
+      ],
+      encryption: recipients.length > 0 ? { format: "age-v1", recipients: [...recipients] } : null,
+      warnings: dumpResult.warnings,
+      lifeboat: { version: LIFEBOAT_VERSION },
+    };
+    const check = checkManifest(manifest, { job: job.name, id });
+    if (!check.ok) throw new LifeboatError("BACKUP_MANIFEST_INVALID", `internal error: the new manifest is invalid: ${check.problems.join("; ")}`);
+
+    if (signal?.aborted) throw new LifeboatError("INTERRUPTED", `interrupted (${context})`, { kind: "interrupted" });
+    const manifestKey = layout.manifestKey(job.name, id);
+    await store.put(manifestKey, Readable.from([Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`)]), { contentType: "application/json" });
+
+    const durationMs = performance.now() - started;
+    log.info({ sizeBytes, sourceBytes: chain.sourceTap.sizeBytes, durationMs: Math.round(durationMs), status: manifest.status }, "backup stored");
+    return { manifest, durationMs };
+  } catch (error) {
+    await removeQuietly(store, written, log);
+    if (isAbortError(error) || signal?.aborted) {
+      throw error instanceof LifeboatError && error.kind === "interrupted"
+        ? error
+        : new LifeboatError("INTERRUPTED", `interrupted (${context})`, { kind: "interrupted", cause: error });
+    }
+    if (error instanceof LifeboatError) throw error;
+    throw new LifeboatError("BACKUP_FAILED", `backup failed: ${(error as Error).message} (${context})`, { kind: "run", cause: error });
+  }
+}
+
+async function removeQuietly(store: ObjectStore, keys: string[], log: Logger): Promise<void> {
+  if (keys.length === 0) return;
+  try {
+    await store.delete(keys);
+  } catch (error) {
+    log.warn({ keys, err: (error as Error).message }, "could not remove the objects of a failed backup; prune will");
+  }
+}

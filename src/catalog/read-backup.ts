@@ -1,0 +1,96 @@
+import { Writable, type Readable } from "node:stream";
+import { LifeboatError } from "../model/errors.js";
+import type { Manifest, ManifestObject } from "../model/manifest.js";
+import type { AgeIdentity } from "../pipeline/age/index.js";
+import { decodeChain } from "../pipeline/codec-chain.js";
+import type { Layout } from "../storage/layout.js";
+import type { ObjectStore } from "../storage/store.js";
+
+/**
+ * Reads one stored object of a backup back through the codec chain into
+ * `consume`, and checks the stored bytes' size and SHA-256 against the
+ * manifest. The check completes only after the whole stream was read, so
+ * callers that write somewhere (restore) must do so provisionally and commit
+ * only when this resolves.
+ */
+export interface ReadOptions {
+  identities: readonly AgeIdentity[];
+  signal?: AbortSignal | undefined;
+  onStoredBytes?: ((sizeBytes: number) => void) | undefined;
+}
+
+export async function readBackupObject(
+  store: ObjectStore,
+  layout: Layout,
+  manifest: Manifest,
+  object: ManifestObject,
+  consume: (decoded: Readable) => Promise<void>,
+  options: ReadOptions,
+): Promise<void> {
+  const key = layout.objectKey(manifest.job, manifest.id, object.key);
+  const where = `object "${object.key}" of backup ${manifest.id} of job "${manifest.job}"`;
+  const head = await store.head(key);
+  if (!head) {
+    throw new LifeboatError("VERIFY_MISSING_OBJECT", `${where} is missing from the store`, { kind: "verification" });
+  }
+  if (head.sizeBytes !== object.sizeBytes) {
+    throw new LifeboatError("VERIFY_SIZE_MISMATCH", `${where} has ${head.sizeBytes} bytes in the store; the manifest says ${object.sizeBytes}`, {
+      kind: "verification",
+    });
+  }
+  const stored = await store.get(key, options.signal ? { signal: options.signal } : {});
+  const chain = decodeChain(stored, {
+    codec: manifest.codec,
+    identities: options.identities,
+    context: `reading ${where}`,
+    signal: options.signal,
+    onStoredBytes: options.onStoredBytes,
+  });
+  const consumed = consume(chain.output);
+  consumed.catch((error: unknown) => chain.output.destroy(error instanceof Error ? error : new Error(String(error))));
+  const results = await Promise.allSettled([chain.done, consumed]);
+  // Wrong bytes explain every later failure (bad decryption, a broken archive): check them first.
+  const { sizeBytes } = chain.storedTap;
+  const fullyRead = results[0].status === "fulfilled";
+  if (fullyRead && (sizeBytes !== object.sizeBytes || chain.storedTap.sha256() !== object.sha256)) {
+    throw new LifeboatError(
+      "VERIFY_HASH_MISMATCH",
+      `${where} is corrupt: read ${sizeBytes} bytes with SHA-256 ${chain.storedTap.sha256()}, the manifest says ${object.sizeBytes} bytes with SHA-256 ${object.sha256}`,
+      { kind: "verification", details: { key: object.key, expectedSha256: object.sha256, actualSha256: chain.storedTap.sha256() } },
+    );
+  }
+  for (const r of results) if (r.status === "rejected") throw r.reason;
+}
+
+/** A sink that discards what it reads (for verification). */
+export async function drain(stream: Readable): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const sink = new Writable({ write: (_chunk, _enc, cb) => cb(), highWaterMark: 1024 * 1024 });
+    stream.pipe(sink);
+    sink.on("finish", resolve);
+    stream.on("error", reject);
+    sink.on("error", reject);
+  });
+}
+
+/**
+ * Before anything is downloaded or written: an encrypted backup needs an
+ * identity that matches one of its recipients.
+ */
+export function assertCanDecrypt(manifest: Manifest, identities: readonly AgeIdentity[]): void {
+  if (!manifest.encryption) return;
+  const recipients = manifest.encryption.recipients;
+  if (identities.length === 0) {
+    throw new LifeboatError("DECRYPT_NO_IDENTITY", `backup ${manifest.id} of job "${manifest.job}" is encrypted and no identity is configured`, {
+      kind: "usage",
+      hint: "set encryption.identity to ${file:…} pointing at the age identity file",
+    });
+  }
+  if (!identities.some((i) => recipients.includes(i.recipient))) {
+    throw new LifeboatError(
+      "DECRYPT_WRONG_KEY",
+      `the configured identity cannot decrypt backup ${manifest.id} of job "${manifest.job}": it was encrypted to ${recipients.join(", ")}`,
+      { kind: "verification", hint: "use the age identity that matches one of those recipients" },
+    );
+  }
+}

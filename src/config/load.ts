@@ -1,0 +1,249 @@
+import { readFileSync, statSync } from "node:fs";
+import { basename, dirname, resolve } from "node:path";
+import { LifeboatError } from "../model/errors.js";
+import type { BackupJob, SourceSpec } from "../model/job.js";
+import { parseDurationMs } from "../model/duration.js";
+import { registerSecret } from "../log/redact.js";
+import { parseIdentities } from "../pipeline/age/keys.js";
+import { formatDiagnostics, sortDiagnostics, type Diagnostic } from "./diagnostics.js";
+import { resolveReferences } from "./references.js";
+import { ConfigSchema, SECRET_FIELDS, type RawConfig, type StorageConfig } from "./schema.js";
+import { describeIssues } from "./zod-issues.js";
+import { MAX_CONFIG_BYTES, parseYaml, type Path } from "./yaml-document.js";
+
+/** The validated configuration the engines use. */
+export interface LifeboatConfig {
+  /** The config file as the user named it. */
+  file: string;
+  /** The folder relative paths in the config are resolved against. */
+  baseDir: string;
+  storage: Record<string, StorageConfig>;
+  encryption: {
+    /** age recipients every encrypted backup is encrypted to. */
+    recipients: string[];
+    /** The age identity file's text, when configured (needed to verify and restore). */
+    identity: string | undefined;
+  };
+  jobs: Record<string, BackupJob>;
+}
+
+export interface LoadedConfig {
+  config: LifeboatConfig;
+  warnings: Diagnostic[];
+}
+
+/** The storage used when the config declares none: a folder next to the config. */
+export const DEFAULT_STORAGE_NAME = "local";
+export const DEFAULT_STORAGE_PATH = ".lifeboat/store";
+
+/**
+ * Reads, validates and resolves a config file. Throws one `LifeboatError`
+ * (code CONFIG_INVALID, kind usage) that lists every problem at once.
+ */
+export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
+  const result = checkConfig(file, env);
+  if (!result.config) {
+    throw new LifeboatError("CONFIG_INVALID", result.report, {
+      kind: "usage",
+      details: { diagnostics: result.diagnostics },
+    });
+  }
+  return { config: result.config, warnings: result.diagnostics.filter((d) => d.severity === "warning") };
+}
+
+export interface ConfigCheck {
+  config: LifeboatConfig | undefined;
+  /** Errors and warnings, sorted by position. */
+  diagnostics: Diagnostic[];
+  /** The diagnostics rendered with source lines. */
+  report: string;
+}
+
+export function checkConfig(file: string, env: NodeJS.ProcessEnv = process.env): ConfigCheck {
+  const path = resolve(file);
+  const diagnostics: Diagnostic[] = [];
+  const finish = (config: LifeboatConfig | undefined, text = ""): ConfigCheck => {
+    const sorted = sortDiagnostics(diagnostics);
+    const hasErrors = sorted.some((d) => d.severity === "error");
+    return { config: hasErrors ? undefined : config, diagnostics: sorted, report: formatDiagnostics(sorted, new Map([[file, text]])) };
+  };
+  const fileProblem = (message: string) => {
+    diagnostics.push({ file, line: 0, col: 0, length: 1, message, rule: "file", severity: "error" });
+    return finish(undefined);
+  };
+
+  let text: string;
+  try {
+    const stat = statSync(path);
+    if (!stat.isFile()) return fileProblem("is not a regular file");
+    if (stat.size > MAX_CONFIG_BYTES) return fileProblem(`is ${stat.size} bytes; config files are limited to 1 MiB`);
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return fileProblem(code === "ENOENT" ? "config file not found (use -c FILE or LIFEBOAT_CONFIG)" : `cannot read config file (${code})`);
+  }
+
+  const parsed = parseYaml(file, text);
+  diagnostics.push(...parsed.diagnostics);
+  if (parsed.diagnostics.some((d) => d.severity === "error")) return finish(undefined, text);
+
+  const problem = (path: Path, message: string, rule: Diagnostic["rule"], options: { atKey?: boolean; severity?: Diagnostic["severity"] } = {}) =>
+    diagnostics.push({ file, ...parsed.locate(path, { key: options.atKey ?? false }), message, rule, severity: options.severity ?? "error" });
+
+  const raw = parsed.data ?? {};
+  const baseDir = dirname(path);
+  const refs = resolveReferences(raw, { baseDir, env });
+  for (const p of refs.problems) problem(p.path, p.message, "reference");
+
+  checkInlineSecrets(raw, refs.referencedPaths, (p, message) => problem(p, message, "secret"));
+
+  const validated = ConfigSchema.safeParse(refs.data);
+  if (!validated.success) {
+    for (const p of describeIssues(validated.error.issues, ConfigSchema, refs.data)) {
+      problem(p.path, p.message, "schema", { atKey: p.atKey });
+    }
+    return finish(undefined, text);
+  }
+  if (diagnostics.some((d) => d.severity === "error")) return finish(undefined, text);
+
+  // From here on values are trusted to have the right shape; remaining checks
+  // look across fields.
+  for (const value of refs.values) registerSecret(value);
+  const config = buildConfig(file, validated.data, raw, baseDir, problem);
+  return finish(config, text);
+}
+
+type Report = (path: Path, message: string, rule: Diagnostic["rule"], options?: { atKey?: boolean; severity?: Diagnostic["severity"] }) => void;
+
+function buildConfig(file: string, data: RawConfig, raw: unknown, baseDir: string, problem: Report): LifeboatConfig {
+  const storage: Record<string, StorageConfig> = {};
+  for (const [name, s] of Object.entries(data.storage)) {
+    const prefix = normalizePrefix(s.prefix);
+    if (prefix === undefined) problem(["storage", name, "prefix"], `prefix in storage "${name}" must not start with "/" or contain ".." or empty segments`, "schema");
+    storage[name] = s.type === "filesystem" ? { ...s, path: resolve(baseDir, s.path), prefix: prefix ?? "" } : { ...s, prefix: prefix ?? "" };
+  }
+  if (Object.keys(storage).length === 0) {
+    storage[DEFAULT_STORAGE_NAME] = { type: "filesystem", path: resolve(baseDir, DEFAULT_STORAGE_PATH), prefix: "" };
+  }
+
+  let identity: string | undefined;
+  let recipients = data.encryption?.recipients ?? [];
+  if (data.encryption?.identity !== undefined) {
+    try {
+      const identities = parseIdentities(data.encryption.identity);
+      identity = data.encryption.identity;
+      registerSecret(identity);
+      if (recipients.length === 0) recipients = identities.map((i) => i.recipient);
+    } catch (error) {
+      problem(["encryption", "identity"], `identity in encryption is not a valid age identity file: ${(error as Error).message}`, "schema");
+    }
+  }
+  if (data.encryption && recipients.length === 0) {
+    problem(["encryption"], "encryption needs recipients (age1… public keys) or an identity to derive them from", "schema", { atKey: true });
+  }
+
+  const storageNames = Object.keys(storage);
+  const jobs: Record<string, BackupJob> = {};
+  for (const [name, job] of Object.entries(data.jobs)) {
+    let storageName = job.storage;
+    if (storageName === undefined) {
+      if (storageNames.length === 1) storageName = storageNames[0]!;
+      else problem(["jobs", name], `job "${name}" must name its storage; one of: ${storageNames.join(", ")}`, "schema", { atKey: true });
+    } else if (!storage[storageName]) {
+      problem(["jobs", name, "storage"], `unknown storage "${storageName}" in job "${name}"; expected one of: ${storageNames.join(", ")}`, "schema");
+    }
+    const explicitEncrypt = hasKey(raw, ["jobs", name, "encrypt"]);
+    const encrypt = recipients.length > 0 ? job.encrypt : false;
+    if (explicitEncrypt && job.encrypt && recipients.length === 0) {
+      problem(["jobs", name, "encrypt"], `job "${name}" asks for encryption but no encryption.recipients are configured`, "schema");
+    }
+    if (job.compressionLevel !== undefined && job.compression === "gzip" && job.compressionLevel > 9) {
+      problem(["jobs", name, "compressionLevel"], `compressionLevel in job "${name}" must be 1-9 for gzip`, "schema");
+    }
+    if (job.compressionLevel !== undefined && job.compression === "none") {
+      problem(["jobs", name, "compressionLevel"], `compressionLevel in job "${name}" has no effect with compression: none`, "schema", { severity: "warning" });
+    }
+    jobs[name] = {
+      name,
+      source: buildSource(name, job.source, baseDir, problem),
+      storage: storageName ?? "",
+      schedule: job.schedule,
+      compression: job.compression,
+      compressionLevel: job.compressionLevel,
+      encrypt,
+      allowEmpty: job.allowEmpty,
+      retention: job.retention,
+      rpoMs: job.rpo === undefined ? undefined : parseDurationMs(job.rpo),
+    };
+  }
+
+  return { file, baseDir, storage, encryption: { recipients, identity }, jobs };
+}
+
+function buildSource(job: string, source: RawConfig["jobs"][string]["source"], baseDir: string, problem: Report): SourceSpec {
+  if (source.type === "files") {
+    const paths = source.paths.map((p) => resolve(baseDir, p));
+    const seen = new Map<string, number>();
+    paths.forEach((p, i) => {
+      const name = basename(p);
+      if (name === "" || p === "/") problem(["jobs", job, "source", "paths", i], `paths[${i}] in job "${job}" must not be the root folder`, "schema");
+      const earlier = seen.get(name);
+      if (earlier !== undefined) {
+        problem(["jobs", job, "source", "paths", i], `paths[${i}] in job "${job}" has the same folder name "${name}" as paths[${earlier}]; each path is stored under its base name`, "schema");
+      }
+      seen.set(name, i);
+    });
+    return { type: "files", paths, exclude: source.exclude };
+  }
+  return { type: "command", command: source.command, restore: source.restore, env: source.env };
+}
+
+function normalizePrefix(prefix: string): string | undefined {
+  if (prefix === "") return "";
+  if (prefix.startsWith("/") || prefix.split("/").some((s, i, all) => s === ".." || s === "." || (s === "" && i < all.length - 1))) {
+    return undefined;
+  }
+  return prefix.endsWith("/") ? prefix : `${prefix}/`;
+}
+
+function hasKey(data: unknown, path: string[]): boolean {
+  let value = data;
+  for (const segment of path) {
+    if (!value || typeof value !== "object" || !Object.prototype.hasOwnProperty.call(value, segment)) return false;
+    value = (value as Record<string, unknown>)[segment];
+  }
+  return true;
+}
+
+/**
+ * Secrets must come from references: the fields in SECRET_FIELDS, any age
+ * secret key and any password inside a URL.
+ */
+function checkInlineSecrets(raw: unknown, referenced: Set<string>, report: (path: Path, message: string) => void): void {
+  const visit = (value: unknown, path: Array<string | number>) => {
+    if (typeof value === "string") {
+      const joined = path.join(".");
+      if (referenced.has(joined) && !/AGE-SECRET-KEY-/i.test(value.replace(/\$\{[^}]*\}/g, ""))) return;
+      if (SECRET_FIELDS.some((f) => matches(f, path))) {
+        report(path, `${String(path[path.length - 1])} must not be written inline; use \${env:NAME} or \${file:PATH}`);
+      } else if (/AGE-SECRET-KEY-1/i.test(value)) {
+        report(path, "an age secret key must not be written inline; put it in a file and use ${file:PATH}");
+      } else if (/\b[a-z][a-z0-9+.-]*:\/\/[^\s/@:]+:[^\s/@]+@/i.test(value)) {
+        report(path, "a password inside a URL must not be written inline; use ${env:NAME} for the password");
+      }
+      return;
+    }
+    if (Array.isArray(value)) value.forEach((v, i) => visit(v, [...path, i]));
+    else if (value && typeof value === "object") for (const [k, v] of Object.entries(value)) visit(v, [...path, k]);
+  };
+  visit(raw, []);
+}
+
+function matches(pattern: ReadonlyArray<string>, path: ReadonlyArray<string | number>): boolean {
+  return pattern.length === path.length && pattern.every((p, i) => p === "*" || p === String(path[i]));
+}
+
+/** Resolves the config file the CLI should use: -c FILE, then LIFEBOAT_CONFIG, then ./lifeboat.yaml. */
+export function configPath(explicit: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  return explicit ?? (env.LIFEBOAT_CONFIG || "lifeboat.yaml");
+}

@@ -1,0 +1,138 @@
+import { z } from "zod";
+import { parseDurationMs } from "../model/duration.js";
+import { NAME_PATTERN, NAME_RULE } from "../model/names.js";
+
+/**
+ * The shape of `lifeboat.yaml`, after `${env:…}`/`${file:…}` references are
+ * resolved. Every object is strict: unknown keys are errors. Descriptions end
+ * up in the JSON Schema that `lifeboat schema` prints for editors.
+ */
+
+const name = z.string().regex(NAME_PATTERN, `must be ${NAME_RULE}`);
+
+const duration = z
+  .string()
+  .refine((s) => parseDurationMs(s) !== undefined && parseDurationMs(s)! > 0, {
+    message: "must be a duration like 90s, 15m, 1h, 1h30m, 7d",
+  })
+  .describe("a duration: 90s, 15m, 1h, 1h30m, 7d, 2w");
+
+const cron = z
+  .string()
+  .refine((s) => /^\S+(\s+\S+){4,5}$/.test(s.trim()), { message: "must be a cron expression with 5 or 6 fields" })
+  .describe('a cron expression, e.g. "0 * * * *"');
+
+const nonEmpty = z.string().min(1, "must not be empty");
+
+export const S3StorageSchema = z
+  .strictObject({
+    type: z.literal("s3"),
+    endpoint: z.url({ protocol: /^https?$/, error: "must be an http:// or https:// URL" }).optional().describe("S3 endpoint URL; omit for AWS S3"),
+    region: nonEmpty.default("us-east-1"),
+    bucket: nonEmpty.describe("bucket name"),
+    prefix: z.string().default("").describe('key prefix for everything Lifeboat stores, e.g. "prod/"'),
+    forcePathStyle: z.boolean().default(false).describe("path-style URLs (MinIO, Ceph RGW and most self-hosted stores need true)"),
+    credentials: z
+      .strictObject({
+        accessKeyId: nonEmpty.describe("${env:…} or ${file:…} reference"),
+        secretAccessKey: nonEmpty.describe("${env:…} or ${file:…} reference"),
+        sessionToken: nonEmpty.optional().describe("${env:…} or ${file:…} reference"),
+      })
+      .optional()
+      .describe("omit to use the AWS default credential chain"),
+    checksum: z
+      .enum(["when-required", "when-supported"])
+      .default("when-required")
+      .describe("SDK request checksums: when-supported is the SDK default; when-required works with stores that reject aws-chunked trailers"),
+    partSizeMiB: z.number().int().min(5).max(5120).default(16).describe("multipart part size in MiB"),
+    concurrency: z.number().int().min(1).max(16).default(4).describe("parts uploaded at once"),
+    maxAttempts: z.number().int().min(1).max(20).default(5).describe("attempts per request, with jittered back-off"),
+  })
+  .describe("an S3-compatible bucket");
+
+export const FilesystemStorageSchema = z
+  .strictObject({
+    type: z.literal("filesystem"),
+    path: nonEmpty.describe("directory used as an object store (relative to this file)"),
+    prefix: z.string().default(""),
+  })
+  .describe("a local directory used as an object store");
+
+export const StorageSchema = z.discriminatedUnion("type", [S3StorageSchema, FilesystemStorageSchema]);
+
+export const FilesSourceSchema = z.strictObject({
+  type: z.literal("files"),
+  paths: z.array(nonEmpty).min(1, "needs at least one path").describe("files or folders to back up (relative to this file)"),
+  exclude: z.array(nonEmpty).default([]).describe("tar --exclude patterns, e.g. *.tmp"),
+});
+
+const argv = z.array(z.string()).min(1, "needs at least the program to run");
+
+export const CommandSourceSchema = z.strictObject({
+  type: z.literal("command"),
+  command: argv.describe("argv of the command whose stdout is the backup"),
+  restore: argv.optional().describe("argv of the command that reads a backup on stdin"),
+  env: z.record(z.string(), z.string()).default({}).describe("extra environment (use references for secrets)"),
+});
+
+export const SourceSchema = z.discriminatedUnion("type", [FilesSourceSchema, CommandSourceSchema]);
+
+const keep = z.number().int().min(0);
+
+export const RetentionSchema = z.strictObject({
+  keepLast: keep.optional(),
+  keepHourly: keep.optional(),
+  keepDaily: keep.optional(),
+  keepWeekly: keep.optional(),
+  keepMonthly: keep.optional(),
+  keepYearly: keep.optional(),
+  keepWithin: duration.optional(),
+});
+
+export const JobSchema = z.strictObject({
+  source: SourceSchema,
+  storage: name.optional().describe("name of an entry under storage; optional when there is only one"),
+  schedule: cron.optional(),
+  compression: z.enum(["zstd", "gzip", "none"]).default("zstd"),
+  compressionLevel: z.number().int().min(1).max(19).optional().describe("zstd 1-19 (default 3), gzip 1-9 (default 6)"),
+  encrypt: z.boolean().default(true).describe("encrypt to encryption.recipients (default true when encryption is configured)"),
+  allowEmpty: z.boolean().default(false).describe("accept a source that produces no data"),
+  retention: RetentionSchema.optional(),
+  rpo: duration.optional().describe("recovery point objective: the newest backup should never be older"),
+});
+
+export const EncryptionSchema = z.strictObject({
+  recipients: z
+    .array(z.string().regex(/^age1[02-9ac-hj-np-z]{58}$/, "must be an age X25519 recipient (age1…)"))
+    .default([])
+    .describe("age public keys; backups are encrypted to all of them"),
+  identity: nonEmpty.optional().describe("${file:…} reference to an age identity file, needed to verify and restore"),
+});
+
+export const ConfigSchema = z
+  .strictObject({
+    storage: z.record(name, StorageSchema).default({}).describe("named storage locations"),
+    encryption: EncryptionSchema.optional(),
+    jobs: z.record(name, JobSchema).default({}).describe("named backup jobs"),
+  })
+  .describe("Lifeboat configuration (lifeboat.yaml)");
+
+export type RawConfig = z.output<typeof ConfigSchema>;
+export type S3StorageConfig = z.output<typeof S3StorageSchema>;
+export type FilesystemStorageConfig = z.output<typeof FilesystemStorageSchema>;
+export type StorageConfig = z.output<typeof StorageSchema>;
+export type SourceConfig = z.output<typeof SourceSchema>;
+export type FilesSourceConfig = z.output<typeof FilesSourceSchema>;
+export type CommandSourceConfig = z.output<typeof CommandSourceSchema>;
+export type RawJob = z.output<typeof JobSchema>;
+
+/** Fields whose value must come from a reference, never inline. Paths use "*" for any name. */
+export const SECRET_FIELDS: ReadonlyArray<ReadonlyArray<string>> = [
+  ["storage", "*", "credentials", "secretAccessKey"],
+  ["storage", "*", "credentials", "sessionToken"],
+  ["encryption", "identity"],
+];
+
+export function configJsonSchema(): unknown {
+  return z.toJSONSchema(ConfigSchema, { io: "input", unrepresentable: "any" });
+}

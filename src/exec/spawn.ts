@@ -1,0 +1,158 @@
+import type { Readable, Writable } from "node:stream";
+import { execa } from "execa";
+import { LifeboatError } from "../model/errors.js";
+import { redactText } from "../log/redact.js";
+
+/**
+ * The only place that starts child processes. Always an argv array, never a
+ * shell. A tool that exits with a code outside `okExitCodes`, is killed by a
+ * signal, or cannot be found fails with a `LifeboatError` that names the tool,
+ * the context (what Lifeboat was doing) and the last lines of its stderr.
+ */
+export interface ToolSpec {
+  /** argv[0] and its arguments. */
+  argv: readonly string[];
+  /** What Lifeboat was doing, for errors: `backing up job "uploads"`. */
+  context: string;
+  /** Extra environment variables (secrets go here, never into argv). */
+  env?: Record<string, string>;
+  cwd?: string;
+  /** Wire stdin as a stream (`pipe`) or not at all (`ignore`). */
+  stdin?: "pipe" | "ignore";
+  /** Wire stdout as a stream (`pipe`) or not at all (`ignore`). */
+  stdout?: "pipe" | "ignore";
+  /** Exit codes that count as success (default: [0]). */
+  okExitCodes?: readonly number[];
+  /** Aborting terminates the tool (SIGTERM, then SIGKILL after 2 s). */
+  signal?: AbortSignal;
+  /** Wall-clock limit; the tool is killed when it is exceeded. */
+  timeoutMs?: number;
+}
+
+export interface ToolExit {
+  exitCode: number;
+  /** The last lines of stderr (at most ~8 KiB), redacted. */
+  stderrTail: string;
+}
+
+export interface RunningTool {
+  /** The tool's stdin (when `stdin: "pipe"`); the caller ends it. */
+  stdin: Writable | null;
+  /** The tool's stdout (when `stdout: "pipe"`); the caller must consume it. */
+  stdout: Readable | null;
+  /** Resolves when the tool exits with an ok code; rejects with a LifeboatError otherwise. Never unhandled. */
+  done: Promise<ToolExit>;
+  /** The process id, for tests and sweeps. */
+  pid: number | undefined;
+}
+
+const STDERR_TAIL_BYTES = 8 * 1024;
+
+export function startTool(spec: ToolSpec): RunningTool {
+  const [file, ...args] = spec.argv;
+  if (!file) throw new LifeboatError("TOOL_ARGV_EMPTY", `empty command (${spec.context})`, { kind: "usage" });
+  const toolName = file.split("/").pop() ?? file;
+
+  const child = execa(file, args, {
+    stdin: spec.stdin ?? "ignore",
+    stdout: spec.stdout ?? "pipe",
+    stderr: "pipe",
+    buffer: false,
+    env: spec.env,
+    extendEnv: true,
+    cwd: spec.cwd,
+    cancelSignal: spec.signal,
+    forceKillAfterDelay: 2_000,
+    timeout: spec.timeoutMs,
+    reject: false,
+    stripFinalNewline: false,
+    encoding: "buffer",
+  });
+
+  let tail = "";
+  child.stderr?.on("data", (chunk: Buffer) => {
+    tail = (tail + chunk.toString("utf8")).slice(-STDERR_TAIL_BYTES);
+  });
+  // Errors on the child's pipes (EPIPE when a downstream stage failed first) are
+  // reported through `done`; they must not crash the process.
+  child.stdin?.on("error", () => {});
+  child.stdout?.on("error", () => {});
+
+  const done = child.then((result) => {
+    const stderrTail = redactText(lastLines(tail, 20));
+    const failure = describeFailure(result, spec, toolName);
+    if (failure) {
+      const { code, message, kind, hint } = failure;
+      throw new LifeboatError(code, stderrTail ? `${message}\n${indent(stderrTail)}` : message, {
+        kind,
+        hint,
+        details: { tool: toolName, exitCode: result.exitCode ?? null, signal: result.signal ?? null, stderrTail },
+        cause: result.cause,
+      });
+    }
+    return { exitCode: result.exitCode ?? 0, stderrTail };
+  });
+  done.catch(() => {});
+
+  return { stdin: child.stdin ?? null, stdout: child.stdout ?? null, done, pid: child.pid };
+}
+
+/** Runs a tool to completion and returns its stdout as text (for version probes and small outputs). */
+export async function runTool(spec: Omit<ToolSpec, "stdout">): Promise<ToolExit & { stdout: string }> {
+  const tool = startTool({ ...spec, stdout: "pipe" });
+  const chunks: Buffer[] = [];
+  tool.stdout?.on("data", (c: Buffer) => chunks.push(c));
+  const exit = await tool.done;
+  return { ...exit, stdout: Buffer.concat(chunks).toString("utf8") };
+}
+
+interface Failure {
+  code: string;
+  message: string;
+  kind: "run" | "interrupted";
+  hint?: string;
+}
+
+function describeFailure(
+  result: { exitCode?: number; signal?: string; isCanceled: boolean; timedOut: boolean; cause?: unknown; failed: boolean },
+  spec: ToolSpec,
+  toolName: string,
+): Failure | undefined {
+  const ok = spec.okExitCodes ?? [0];
+  if (result.isCanceled) {
+    return { code: "INTERRUPTED", message: `${toolName} was stopped because the run was interrupted (${spec.context})`, kind: "interrupted" };
+  }
+  if (result.timedOut) {
+    return { code: "TOOL_TIMEOUT", message: `${toolName} timed out after ${spec.timeoutMs} ms (${spec.context})`, kind: "run" };
+  }
+  const cause = result.cause as { code?: string } | undefined;
+  if (cause?.code === "ENOENT" && result.exitCode === undefined) {
+    return {
+      code: "TOOL_NOT_FOUND",
+      message: `${toolName} was not found (${spec.context})`,
+      kind: "run",
+      hint: `install ${toolName} or put it on PATH`,
+    };
+  }
+  if (result.signal) {
+    return { code: "TOOL_KILLED", message: `${toolName} was killed by ${result.signal} (${spec.context})`, kind: "run" };
+  }
+  if (result.exitCode === undefined) {
+    return { code: "TOOL_FAILED", message: `${toolName} could not be started (${spec.context})`, kind: "run" };
+  }
+  if (!ok.includes(result.exitCode)) {
+    return { code: "TOOL_FAILED", message: `${toolName} failed with exit code ${result.exitCode} (${spec.context})`, kind: "run" };
+  }
+  return undefined;
+}
+
+function lastLines(text: string, count: number): string {
+  return text.trimEnd().split(/\r?\n/).slice(-count).join("\n");
+}
+
+function indent(text: string): string {
+  return text
+    .split("\n")
+    .map((l) => `  ${l}`)
+    .join("\n");
+}

@@ -1,0 +1,124 @@
+import type { Readable, Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import type { Codec } from "../model/manifest.js";
+import { LifeboatError } from "../model/errors.js";
+import type { CompressionKind } from "../model/job.js";
+import { createAgeDecryptStream, createAgeEncryptStream, type AgeIdentity } from "./age/index.js";
+import { COMPRESSION_EXTENSION, compressStage, decompressStage, type Stage } from "./compression.js";
+import { HashTap } from "./hash-tap.js";
+
+/**
+ * The two directions of the codec chain, with backpressure end to end:
+ *
+ *   encode: source → count → compress → encrypt (age) → SHA-256 + count → (store)
+ *   decode: (store) → SHA-256 + count → decrypt (age) → decompress → (restore)
+ *
+ * `done` settles when every stage and tool finished; it rejects with the first
+ * failure. The caller consumes `output` and destroys it on its own failure.
+ */
+export interface EncodeOptions {
+  compression: CompressionKind;
+  compressionLevel?: number | undefined;
+  /** age recipients; empty means no encryption. */
+  recipients: readonly string[];
+  /** For errors: `backing up job "uploads"`. */
+  context: string;
+  signal?: AbortSignal | undefined;
+  onSourceBytes?: ((sizeBytes: number) => void) | undefined;
+  onStoredBytes?: ((sizeBytes: number) => void) | undefined;
+}
+
+export interface EncodeChain {
+  output: Readable;
+  /** Counts the source bytes (before compression). */
+  sourceTap: HashTap;
+  /** Counts and hashes the stored bytes. */
+  storedTap: HashTap;
+  /** Codec steps this chain applies after the source's own format. */
+  codec: Codec[];
+  /** File name extension for the stored object, e.g. "zst.age". */
+  extension: string;
+  done: Promise<void>;
+}
+
+export function encodeChain(source: Readable, options: EncodeOptions): EncodeChain {
+  const sourceTap = new HashTap(options.onSourceBytes);
+  const storedTap = new HashTap(options.onStoredBytes);
+  const stages: Array<Readable | Transform | Stage["stream"]> = [source, sourceTap];
+  const tools: Promise<unknown>[] = [];
+  const codec: Codec[] = [];
+  const extension: string[] = [];
+  if (options.compression !== "none") {
+    const stage = compressStage(options.compression, options.compressionLevel, options.context, options.signal);
+    stages.push(stage.stream);
+    tools.push(stage.done);
+    codec.push(options.compression);
+    extension.push(COMPRESSION_EXTENSION[options.compression]);
+  }
+  if (options.recipients.length > 0) {
+    stages.push(createAgeEncryptStream(options.recipients));
+    codec.push("age");
+    extension.push("age");
+  }
+  stages.push(storedTap);
+  const done = settleAll(pipeline(stages as unknown as [Readable, ...Transform[]], options.signal ? { signal: options.signal } : {}), tools);
+  return { output: storedTap, sourceTap, storedTap, codec, extension: extension.join("."), done };
+}
+
+export interface DecodeOptions {
+  /** The codec steps to undo, as recorded in the manifest (source format first). */
+  codec: readonly Codec[];
+  identities: readonly AgeIdentity[];
+  context: string;
+  signal?: AbortSignal | undefined;
+  onStoredBytes?: ((sizeBytes: number) => void) | undefined;
+}
+
+export interface DecodeChain {
+  output: Readable;
+  storedTap: HashTap;
+  done: Promise<void>;
+}
+
+export function decodeChain(stored: Readable, options: DecodeOptions): DecodeChain {
+  const storedTap = new HashTap(options.onStoredBytes);
+  const stages: Array<Readable | Transform | Stage["stream"]> = [stored, storedTap];
+  const tools: Promise<unknown>[] = [];
+  for (const step of [...options.codec].reverse()) {
+    if (step === "age") stages.push(createAgeDecryptStream([...options.identities]));
+    else if (step === "zstd" || step === "gzip") {
+      const stage = decompressStage(step, options.context, options.signal);
+      stages.push(stage.stream);
+      tools.push(stage.done);
+    }
+  }
+  const output = stages[stages.length - 1] as Readable;
+  if (stages.length === 2) {
+    // Nothing to undo: the tap is the output.
+    return { output: storedTap, storedTap, done: settleAll(pipeline(stored, storedTap), tools) };
+  }
+  const done = settleAll(pipeline(stages as unknown as [Readable, ...Transform[]], options.signal ? { signal: options.signal } : {}), tools);
+  return { output, storedTap, done };
+}
+
+/**
+ * Waits for the stream pipeline and every tool, then rejects with the most
+ * telling failure: a tool's own error (exit code, bad data) beats an
+ * interruption, which beats a generic stream error, which beats the echo of
+ * an earlier failure in a neighbour (a tool killed by SIGPIPE).
+ */
+export async function settleAll(first: Promise<unknown>, others: Promise<unknown>[]): Promise<void> {
+  const results = await Promise.allSettled([first, ...others]);
+  const errors = results.flatMap((r) => (r.status === "rejected" ? [r.reason as unknown] : []));
+  if (errors.length === 0) return;
+  errors.sort((a, b) => severityRank(a) - severityRank(b));
+  throw errors[0];
+}
+
+function severityRank(error: unknown): number {
+  if (error instanceof LifeboatError) {
+    if (error.details?.signal === "SIGPIPE") return 3;
+    return error.kind === "interrupted" ? 1 : 0;
+  }
+  return 2;
+}

@@ -1,0 +1,40 @@
+import { Duplex } from "node:stream";
+import { createGunzip, createGzip } from "node:zlib";
+import type { CompressionKind } from "../model/job.js";
+import { startTool, type ToolExit } from "../exec/spawn.js";
+
+/**
+ * Compression stages. zstd runs as the real `zstd` binary (one process, one
+ * core, the same stream `zstd -d` reads by hand); gzip uses node:zlib.
+ * Each stage is a Duplex plus a promise that settles when its tool exits.
+ */
+export interface Stage {
+  stream: Duplex;
+  /** Resolves when the stage finished cleanly; rejects with the tool's error. */
+  done: Promise<unknown>;
+}
+
+export const COMPRESSION_EXTENSION: Record<Exclude<CompressionKind, "none">, string> = { zstd: "zst", gzip: "gz" };
+
+export function compressStage(kind: Exclude<CompressionKind, "none">, level: number | undefined, context: string, signal?: AbortSignal): Stage {
+  if (kind === "gzip") {
+    const stream = createGzip({ level: level ?? 6, chunkSize: 256 * 1024 });
+    return { stream, done: Promise.resolve() };
+  }
+  return toolStage(["zstd", `-${level ?? 3}`, "-q", "-c", "-"], `compressing (${context})`, signal);
+}
+
+export function decompressStage(kind: Exclude<CompressionKind, "none">, context: string, signal?: AbortSignal): Stage {
+  if (kind === "gzip") {
+    const stream = createGunzip({ chunkSize: 256 * 1024 });
+    return { stream, done: Promise.resolve() };
+  }
+  return toolStage(["zstd", "-d", "-q", "-c", "-"], `decompressing (${context})`, signal);
+}
+
+function toolStage(argv: string[], context: string, signal?: AbortSignal): Stage {
+  const tool = startTool({ argv, context, stdin: "pipe", stdout: "pipe", ...(signal ? { signal } : {}) });
+  const stream = Duplex.from({ writable: tool.stdin!, readable: tool.stdout! });
+  const done: Promise<ToolExit> = tool.done;
+  return { stream, done };
+}

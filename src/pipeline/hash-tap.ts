@@ -1,0 +1,40 @@
+import { createHash } from "node:crypto";
+import { Transform, type TransformCallback } from "node:stream";
+
+/**
+ * A pass-through that counts bytes and hashes them with SHA-256 on the way.
+ * `onProgress` is called with the running byte count (at most every 64 KiB chunk).
+ */
+export class HashTap extends Transform {
+  private readonly hash = createHash("sha256");
+  sizeBytes = 0;
+  private digest: string | undefined;
+
+  constructor(private readonly onProgress?: (sizeBytes: number) => void) {
+    super({ highWaterMark: 1024 * 1024 });
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.hash.update(chunk);
+    this.sizeBytes += chunk.length;
+    this.onProgress?.(this.sizeBytes);
+    callback(null, chunk);
+  }
+
+  /** The SHA-256 of everything that passed, in hex; only after the stream ended. */
+  sha256(): string {
+    this.digest ??= this.hash.digest("hex");
+    return this.digest;
+  }
+}
+
+/** A sink that counts and hashes what it receives, for verification reads. */
+export async function hashStream(stream: AsyncIterable<Buffer>): Promise<{ sizeBytes: number; sha256: string }> {
+  const hash = createHash("sha256");
+  let sizeBytes = 0;
+  for await (const chunk of stream) {
+    hash.update(chunk);
+    sizeBytes += chunk.length;
+  }
+  return { sizeBytes, sha256: hash.digest("hex") };
+}

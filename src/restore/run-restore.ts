@@ -1,0 +1,71 @@
+import type { Logger } from "../log/logger.js";
+import { silentLogger } from "../log/logger.js";
+import { LifeboatError, isAbortError } from "../model/errors.js";
+import type { BackupJob } from "../model/job.js";
+import type { Manifest } from "../model/manifest.js";
+import type { AgeIdentity } from "../pipeline/age/index.js";
+import { assertCanDecrypt, readBackupObject } from "../catalog/read-backup.js";
+import { resolveBackup, type BackupSelector } from "../catalog/catalog.js";
+import type { Layout } from "../storage/layout.js";
+import type { ObjectStore } from "../storage/store.js";
+import { sourceKind } from "../sources/registry.js";
+
+/**
+ * On-demand restore of one backup into a target. Everything that can be
+ * checked before a byte is written is checked first (manifest, key, target);
+ * data goes to a staging area and is committed only after the stored bytes'
+ * size and SHA-256 matched the manifest.
+ */
+export interface RestoreRequest {
+  job: BackupJob;
+  store: ObjectStore;
+  layout: Layout;
+  identities: readonly AgeIdentity[];
+  selector: BackupSelector;
+  target: { location: string | undefined; force: boolean };
+  signal?: AbortSignal | undefined;
+  log?: Logger;
+  events?: { start?(info: { manifest: Manifest }): void; progress?(info: { storedBytes: number; totalBytes: number }): void };
+}
+
+export interface RestoreResult {
+  manifest: Manifest;
+  target: string;
+  durationMs: number;
+}
+
+export async function runRestore(request: RestoreRequest): Promise<RestoreResult> {
+  const started = performance.now();
+  const { job, store, layout, signal } = request;
+  const log = (request.log ?? silentLogger).child({ job: job.name });
+  const manifest = await resolveBackup(store, layout, job.name, request.selector);
+  assertCanDecrypt(manifest, request.identities);
+  const source = sourceKind(job.source);
+  if (manifest.source.kind !== job.source.type) {
+    throw new LifeboatError("RESTORE_KIND_MISMATCH", `backup ${manifest.id} holds a "${manifest.source.kind}" source but job "${job.name}" is now "${job.source.type}"`, {
+      kind: "usage",
+    });
+  }
+  const prepared = await source.prepareRestore(job.source, request.target, { job: job.name, signal, log });
+  request.events?.start?.({ manifest });
+  log.info({ backupId: manifest.id, target: prepared.description }, "restore started");
+
+  const data = manifest.objects.find((o) => o.role === "data") ?? manifest.objects[0]!;
+  try {
+    await readBackupObject(store, layout, manifest, data, (decoded) => prepared.write(decoded), {
+      identities: request.identities,
+      signal,
+      onStoredBytes: (storedBytes) => request.events?.progress?.({ storedBytes, totalBytes: data.sizeBytes }),
+    });
+  } catch (error) {
+    await prepared.discard().catch((e: unknown) => log.warn({ err: (e as Error).message }, "could not remove the staging area"));
+    if (signal?.aborted || isAbortError(error)) {
+      throw new LifeboatError("INTERRUPTED", `restore of job "${job.name}" was interrupted; nothing was committed`, { kind: "interrupted", cause: error });
+    }
+    throw error;
+  }
+  await prepared.commit();
+  const durationMs = performance.now() - started;
+  log.info({ backupId: manifest.id, durationMs: Math.round(durationMs) }, "restore committed");
+  return { manifest, target: prepared.description, durationMs };
+}

@@ -1,0 +1,68 @@
+import type { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { startTool } from "../exec/spawn.js";
+import { LifeboatError } from "../model/errors.js";
+import type { CommandSource } from "../model/job.js";
+import type { SourceKind } from "./source.js";
+
+/**
+ * `command`: the stdout of an argv command is the backup; restore pipes the
+ * data into another argv command's stdin. The restore target given with
+ * `--to` reaches that command as LIFEBOAT_RESTORE_TARGET. No shell is involved.
+ */
+export const commandSource: SourceKind<CommandSource> = {
+  type: "command",
+  format: "stream",
+
+  describe(spec) {
+    return `command: ${spec.command[0]}`;
+  },
+
+  async toolVersion(spec) {
+    return spec.command[0];
+  },
+
+  async openDump(spec, context) {
+    const startedAt = new Date();
+    const tool = startTool({
+      argv: spec.command,
+      env: spec.env,
+      context: `backing up job "${context.job}"`,
+      stdout: "pipe",
+      ...(context.signal ? { signal: context.signal } : {}),
+    });
+    return {
+      stream: tool.stdout!,
+      consistentAt: startedAt,
+      done: tool.done.then(() => ({ status: "succeeded" as const, warnings: [] })),
+    };
+  },
+
+  async prepareRestore(spec, target, context) {
+    const argv = spec.restore;
+    if (!argv) {
+      throw new LifeboatError("RESTORE_NO_COMMAND", `job "${context.job}" has no restore command (source.restore)`, {
+        kind: "usage",
+        hint: "add source.restore: [program, args…] that reads the backup on stdin",
+      });
+    }
+    return {
+      description: `command ${argv[0]}`,
+      async write(stream: Readable) {
+        const tool = startTool({
+          argv,
+          env: { ...spec.env, ...(target.location ? { LIFEBOAT_RESTORE_TARGET: target.location } : {}) },
+          context: `restoring job "${context.job}"`,
+          stdin: "pipe",
+          stdout: "ignore",
+          ...(context.signal ? { signal: context.signal } : {}),
+        });
+        const [piped, exited] = await Promise.allSettled([pipeline(stream, tool.stdin!), tool.done]);
+        if (exited.status === "rejected") throw exited.reason;
+        if (piped.status === "rejected") throw piped.reason;
+      },
+      async commit() {},
+      async discard() {},
+    };
+  },
+};

@@ -1,0 +1,68 @@
+import type { Readable } from "node:stream";
+import type { Logger } from "../log/logger.js";
+import type { BackupStatus, Codec } from "../model/manifest.js";
+import type { SourceSpec } from "../model/job.js";
+
+/**
+ * One kind of thing Lifeboat backs up (files, command; databases later).
+ * Every kind has the same shape, and the same contract tests run against each.
+ */
+export interface SourceKind<S extends SourceSpec = SourceSpec> {
+  readonly type: S["type"];
+  /** The format of the dump stream, first entry of the manifest's codec. */
+  readonly format: Extract<Codec, "tar" | "stream">;
+
+  /** For people and the manifest: what is backed up (never secrets). */
+  describe(spec: S): string;
+
+  /** The tool and version that produce the stream, e.g. "tar (GNU tar) 1.34". */
+  toolVersion(spec: S): Promise<string | undefined>;
+
+  /**
+   * Starts a dump. Fails fast (before any byte is stored) when the source is
+   * clearly not there. The caller consumes `stream`; `done` settles when the
+   * producing tool exited, with the run's status and warnings.
+   */
+  openDump(spec: S, context: SourceContext): Promise<Dump>;
+
+  /**
+   * Checks a restore target before anything is downloaded: a non-empty target
+   * needs `force`. Returns the restore to run.
+   */
+  prepareRestore(spec: S, target: RestoreTarget, context: SourceContext): Promise<PreparedRestore>;
+}
+
+export interface SourceContext {
+  job: string;
+  signal?: AbortSignal | undefined;
+  log: Logger;
+}
+
+export interface Dump {
+  stream: Readable;
+  /** When the data was consistent; by default the moment the dump started. */
+  consistentAt: Date;
+  done: Promise<{ status: BackupStatus; warnings: string[] }>;
+}
+
+export interface RestoreTarget {
+  /** A folder for `files`; passed to the restore command for `command`. */
+  location: string | undefined;
+  /** Write into a non-empty target, replacing what is there. */
+  force: boolean;
+}
+
+/**
+ * A restore happens in two phases so that nothing is declared good before the
+ * stored bytes were verified: `write` consumes the decoded stream into a
+ * staging area (or the restore command), then the caller checks size and
+ * SHA-256 and either `commit`s (moves the staging area into place) or
+ * `discard`s it. `discard` is safe to call after a failed `write`.
+ */
+export interface PreparedRestore {
+  /** Where the data ends up, for messages. */
+  readonly description: string;
+  write(stream: Readable): Promise<void>;
+  commit(): Promise<void>;
+  discard(): Promise<void>;
+}

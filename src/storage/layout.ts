@@ -1,0 +1,73 @@
+import { isBackupId } from "../model/backup-id.js";
+import { isValidName } from "../model/names.js";
+import { LifeboatError } from "../model/errors.js";
+
+/**
+ * The only place object keys are built. Everything Lifeboat stores lives under
+ * the storage's prefix:
+ *
+ *   <prefix><job>/<backup-id>/<object>        data objects of a backup
+ *   <prefix><job>/<backup-id>/manifest.json   written last: the backup exists
+ *   <prefix><job>/<backup-id>/verification.json  the latest `verify` result
+ *   <prefix>drills/<plan>/<drill-id>/…        drill reports (later)
+ *   <prefix>.lifeboat/probe/…                 capability probes (short-lived)
+ */
+export const MANIFEST_NAME = "manifest.json";
+export const VERIFICATION_NAME = "verification.json";
+
+/** Job names that would collide with Lifeboat's own folders. */
+const RESERVED = new Set(["drills", ".lifeboat"]);
+
+export class Layout {
+  constructor(readonly prefix: string) {}
+
+  /** `<prefix><job>/` */
+  jobFolder(job: string): string {
+    if (!isValidName(job) || RESERVED.has(job)) {
+      throw new LifeboatError("LAYOUT_INVALID_NAME", `invalid job name "${job}"`, { kind: "usage" });
+    }
+    return `${this.prefix}${job}/`;
+  }
+
+  /** `<prefix><job>/<id>/` */
+  backupFolder(job: string, id: string): string {
+    if (!isBackupId(id)) throw new LifeboatError("LAYOUT_INVALID_ID", `invalid backup id "${id}"`, { kind: "usage" });
+    return `${this.jobFolder(job)}${id}/`;
+  }
+
+  objectKey(job: string, id: string, name: string): string {
+    if (!/^[a-z0-9][a-z0-9._-]{0,127}$/.test(name)) {
+      throw new LifeboatError("LAYOUT_INVALID_NAME", `invalid object name "${name}"`, { kind: "usage" });
+    }
+    return `${this.backupFolder(job, id)}${name}`;
+  }
+
+  manifestKey(job: string, id: string): string {
+    return this.objectKey(job, id, MANIFEST_NAME);
+  }
+
+  verificationKey(job: string, id: string): string {
+    return this.objectKey(job, id, VERIFICATION_NAME);
+  }
+
+  /** The prefix to list to find every manifest (of one job, or of all). */
+  listPrefix(job?: string): string {
+    return job === undefined ? this.prefix : this.jobFolder(job);
+  }
+
+  probePrefix(): string {
+    return `${this.prefix}.lifeboat/probe/`;
+  }
+
+  /**
+   * Recognises `<prefix><job>/<id>/manifest.json`; returns undefined for any
+   * other key (data objects, foreign files, malformed names).
+   */
+  parseManifestKey(key: string): { job: string; id: string } | undefined {
+    if (!key.startsWith(this.prefix)) return undefined;
+    const parts = key.slice(this.prefix.length).split("/");
+    if (parts.length !== 3 || parts[2] !== MANIFEST_NAME) return undefined;
+    const [job, id] = parts as [string, string, string];
+    return isValidName(job) && !RESERVED.has(job) && isBackupId(id) ? { job, id } : undefined;
+  }
+}

@@ -1,0 +1,33 @@
+import type { StorageConfig } from "../config/schema.js";
+import type { Logger } from "../log/logger.js";
+import { LifeboatError } from "../model/errors.js";
+import { openFilesystemStore } from "./filesystem.js";
+import { openS3Store } from "./s3.js";
+import type { ObjectStore } from "./store.js";
+
+/**
+ * Every storage kind, filled in one place. Looking up an unknown kind lists
+ * the known ones.
+ */
+type Opener = (name: string, config: StorageConfig, log: Logger | undefined) => ObjectStore;
+
+const STORAGE_KINDS: Record<StorageConfig["type"], Opener> = {
+  s3: (name, config, log) => {
+    if (config.type !== "s3") throw new Error("unreachable");
+    return openS3Store({ name, ...config, log });
+  },
+  filesystem: (_name, config) => {
+    if (config.type !== "filesystem") throw new Error("unreachable");
+    return openFilesystemStore({ path: config.path });
+  },
+};
+
+export function openStore(name: string, config: StorageConfig, log?: Logger): ObjectStore {
+  const open = STORAGE_KINDS[config.type];
+  if (!open) {
+    throw new LifeboatError("STORAGE_UNKNOWN_KIND", `unknown storage type "${String(config.type)}"; expected one of: ${Object.keys(STORAGE_KINDS).join(", ")}`, {
+      kind: "usage",
+    });
+  }
+  return open(name, config, log);
+}
