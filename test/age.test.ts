@@ -1,9 +1,9 @@
 import { execFileSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { createCipheriv, randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Readable } from "node:stream";
+import { Readable, type Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import {
   Decrypter,
@@ -34,7 +34,6 @@ import {
   type AgeStanza,
 } from "../src/pipeline/age/encrypt.js";
 import { decodeBase64Raw } from "../src/pipeline/age/decrypt.js";
-import { createCipheriv } from "node:crypto";
 
 const CHUNK = 65536;
 const SEALED = CHUNK + 16;
@@ -53,7 +52,7 @@ function split(data: Buffer, sizes: readonly number[] = []): Buffer[] {
   return out;
 }
 
-async function collect(source: Buffer[], transform: NodeJS.ReadWriteStream): Promise<Buffer> {
+async function collect(source: Buffer[], transform: Transform): Promise<Buffer> {
   const out: Buffer[] = [];
   await pipeline(Readable.from(source), transform, async (chunks: AsyncIterable<Buffer>) => {
     for await (const c of chunks) out.push(c);
@@ -127,7 +126,12 @@ function expectNoSecret(error: unknown): void {
     expect(text.toLowerCase()).not.toContain(s.toLowerCase().slice("age-secret-key-1".length, -6));
   }
 }
-async function expectCode(p: Promise<DecryptResult>, codes: string | string[], maxEmitted = 0): Promise<LifeboatError> {
+async function expectCode(
+  p: Promise<DecryptResult>,
+  codes: string | string[],
+  maxEmitted = 0,
+  plaintext?: Buffer,
+): Promise<LifeboatError> {
   const r = await p;
   expect(r.error, "expected an error").toBeInstanceOf(LifeboatError);
   const err = r.error as LifeboatError;
@@ -136,6 +140,7 @@ async function expectCode(p: Promise<DecryptResult>, codes: string | string[], m
   // Only authenticated chunks are ever pushed; data pushed just before the error may be dropped by destroy().
   expect(r.emitted).toBeLessThanOrEqual(maxEmitted);
   expect(r.emitted % CHUNK).toBe(0);
+  if (plaintext) expectBytes(r.plaintext, plaintext.subarray(0, r.emitted));
   expectNoSecret(err);
   return err;
 }
@@ -441,6 +446,7 @@ describe("header format", () => {
     ["stanza without final short line", () => editHeader((h) => h.replace(/^(-> X25519 \S+\n)\S+\n/m, `$1${"A".repeat(64)}\n`))],
     ["X25519 stanza with extra argument", () => editHeader((h) => h.replace(/^(-> X25519 \S+)$/m, "$1 extra"))],
     ["X25519 stanza with wrong body length", () => editHeader((h) => h.replace(/^(-> X25519 \S+\n)\S+\n/m, `$1${"A".repeat(44)}\n`))],
+    ["low-order X25519 share", () => editHeader((h) => h.replace(/^-> X25519 \S+$/m, `-> X25519 ${encodeBase64Raw(Buffer.alloc(32))}`))],
     ["empty stanza argument", () => editHeader((h) => h.replace("-> X25519 ", "-> X25519  "))],
     ["unknown line", () => editHeader((h) => h.replace("\n---", "\nhello\n---"))],
     ["short MAC", () => editHeader((h) => h.replace(/^--- (\S+)$/m, (_, m: string) => `--- ${m.slice(0, 42)}`))],
@@ -528,7 +534,7 @@ describe("failures", () => {
         if (pos >= enc.length) continue;
         const bad = Buffer.from(enc);
         bad[pos] = (bad[pos] as number) ^ 0x80;
-        const err = await expectCode(decrypt(bad, [a.identity], [4096]), "AGE_PAYLOAD_CORRUPT", emitted);
+        const err = await expectCode(decrypt(bad, [a.identity], [4096]), "AGE_PAYLOAD_CORRUPT", emitted, data);
         expect(err.details?.chunk).toBe(chunk);
       }
     }
@@ -547,7 +553,7 @@ describe("failures", () => {
     const enc = await encrypt(data, [a.recipient]);
     const h = headerLength(enc);
     const cut = async (n: number, emitted: number, sizes?: number[]) =>
-      expectCode(decrypt(enc.subarray(0, n), [a.identity], sizes), "AGE_TRUNCATED", emitted);
+      expectCode(decrypt(enc.subarray(0, n), [a.identity], sizes), "AGE_TRUNCATED", emitted, data);
     await cut(0, 0);
     await cut(10, 0);
     await cut(h - 5, 0);

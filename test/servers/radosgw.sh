@@ -214,6 +214,9 @@ osd objectstore = bluestore
 bluestore block create = true
 bluestore block size = 10737418240
 bluestore fsck on mkfs = false
+# Every block-device close waits one aio poll period (250 ms by default), and
+# mkfs + mount close it about ten times.
+bdev aio poll ms = 10
 bluestore cache autotune = false
 bluestore cache size = 134217728
 osd memory target = 939524096
@@ -285,11 +288,16 @@ EOF
   radosgw -c "$conf" -n client.rgw.a >"$dir/log/rgw.out" 2>&1 || fail "$dir" "radosgw failed to start"
 
   # Wait until rgw answers HTTP at all (init done), then create the user.
-  local deadline=$((SECONDS + 90)) code
+  local deadline=$((SECONDS + 90)) pid_deadline=$((SECONDS + 15)) code rgw_pid
   while :; do
     code=$(curl -s --noproxy '*' -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$port/" || true)
     [[ "$code" != "000" ]] && break
-    pid_alive "$(read_pid "$dir/run/rgw.pid")" || { sleep 0.2; pid_alive "$(read_pid "$dir/run/rgw.pid")" || fail "$dir" "radosgw exited"; }
+    rgw_pid=$(read_pid "$dir/run/rgw.pid")
+    if [[ -n "$rgw_pid" ]]; then
+      pid_alive "$rgw_pid" || fail "$dir" "radosgw exited"
+    elif ((SECONDS >= pid_deadline)); then
+      fail "$dir" "radosgw wrote no pid file"
+    fi
     ((SECONDS < deadline)) || fail "$dir" "radosgw did not answer on 127.0.0.1:$port"
     sleep 0.1
   done
