@@ -66,7 +66,7 @@ export async function runBackup(request: BackupRequest): Promise<BackupResult> {
   try {
     const [toolVersion, dump] = await Promise.all([
       source.toolVersion(job.source),
-      source.openDump(job.source, { job: job.name, signal, log }),
+      source.openDump(job.source, { job: job.name, signal, log, now }),
     ]);
     const chain = encodeChain(dump.stream, {
       compression: job.compression,

@@ -99,8 +99,10 @@ export function checkConfig(file: string, env: NodeJS.ProcessEnv = process.env):
 
   const validated = ConfigSchema.safeParse(refs.data);
   if (!validated.success) {
+    // A value whose reference failed is already reported; its schema echo would only mislead.
+    const unresolved = new Set(refs.problems.map((p) => p.path.join(".")));
     for (const p of describeIssues(validated.error.issues, ConfigSchema, refs.data)) {
-      problem(p.path, p.message, "schema", { atKey: p.atKey });
+      if (!unresolved.has(p.path.join("."))) problem(p.path, p.message, "schema", { atKey: p.atKey });
     }
     return finish(undefined, text);
   }
@@ -119,7 +121,7 @@ function buildConfig(file: string, data: RawConfig, raw: unknown, baseDir: strin
   const storage: Record<string, StorageConfig> = {};
   for (const [name, s] of Object.entries(data.storage)) {
     const prefix = normalizePrefix(s.prefix);
-    if (prefix === undefined) problem(["storage", name, "prefix"], `prefix in storage "${name}" must not start with "/" or contain ".." or empty segments`, "schema");
+    if (prefix === undefined) problem(["storage", name, "prefix"], `prefix in storage "${name}" must not start with "/" or contain ".", ".." or empty segments`, "schema");
     storage[name] = s.type === "filesystem" ? { ...s, path: resolve(baseDir, s.path), prefix: prefix ?? "" } : { ...s, prefix: prefix ?? "" };
   }
   if (Object.keys(storage).length === 0) {
@@ -138,7 +140,7 @@ function buildConfig(file: string, data: RawConfig, raw: unknown, baseDir: strin
       problem(["encryption", "identity"], `identity in encryption is not a valid age identity file: ${(error as Error).message}`, "schema");
     }
   }
-  if (data.encryption && recipients.length === 0) {
+  if (data.encryption && recipients.length === 0 && data.encryption.identity === undefined) {
     problem(["encryption"], "encryption needs recipients (age1… public keys) or an identity to derive them from", "schema", { atKey: true });
   }
 
@@ -222,13 +224,14 @@ function hasKey(data: unknown, path: string[]): boolean {
 function checkInlineSecrets(raw: unknown, referenced: Set<string>, report: (path: Path, message: string) => void): void {
   const visit = (value: unknown, path: Array<string | number>) => {
     if (typeof value === "string") {
-      const joined = path.join(".");
-      if (referenced.has(joined) && !/AGE-SECRET-KEY-/i.test(value.replace(/\$\{[^}]*\}/g, ""))) return;
+      // What the user wrote inline: the value with its references taken out.
+      const inline = value.replace(/\$\{[a-z]+:[^}]*\}/g, "");
+      const wholly = referenced.has(path.join(".")) && inline.trim() === "";
       if (SECRET_FIELDS.some((f) => matches(f, path))) {
-        report(path, `${String(path[path.length - 1])} must not be written inline; use \${env:NAME} or \${file:PATH}`);
-      } else if (/AGE-SECRET-KEY-1/i.test(value)) {
+        if (!wholly) report(path, `${String(path[path.length - 1])} must not be written inline; use \${env:NAME} or \${file:PATH}`);
+      } else if (/AGE-SECRET-KEY-1/i.test(inline)) {
         report(path, "an age secret key must not be written inline; put it in a file and use ${file:PATH}");
-      } else if (/\b[a-z][a-z0-9+.-]*:\/\/[^\s/@:]+:[^\s/@]+@/i.test(value)) {
+      } else if (/\b[a-z][a-z0-9+.-]*:\/\/[^\s/@:]+:[^\s/@]+@/i.test(inline)) {
         report(path, "a password inside a URL must not be written inline; use ${env:NAME} for the password");
       }
       return;

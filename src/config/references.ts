@@ -85,7 +85,7 @@ function resolveOne(scheme: string, arg: string, context: ReferenceContext): { v
         return { value: readFileSync(path, "utf8").replace(/\r?\n$/, "") };
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
-        return { problem: code === "ENOENT" ? `file "${arg}" does not exist` : `cannot read file "${arg}" (${code ?? "error"})` };
+        return { problem: code === "ENOENT" ? `file "${arg}" does not exist (relative paths start at the config file's folder)` : `cannot read file "${arg}" (${code ?? "error"})` };
       }
     }
     default:

@@ -13,7 +13,7 @@ const name = z.string().regex(NAME_PATTERN, `must be ${NAME_RULE}`);
 const duration = z
   .string()
   .refine((s) => parseDurationMs(s) !== undefined && parseDurationMs(s)! > 0, {
-    message: "must be a duration like 90s, 15m, 1h, 1h30m, 7d",
+    message: "must be a positive duration like 90s, 15m, 1h, 1h30m, 7d",
   })
   .describe("a duration: 90s, 15m, 1h, 1h30m, 7d, 2w");
 

@@ -172,6 +172,14 @@ export function describeIssues(issues: readonly z.core.$ZodIssue[], schema: z.Zo
         problems.push({ path, atKey: true, message: `invalid ${owner} name "${String(key)}": ${reason}` });
         break;
       }
+      case "too_small":
+      case "too_big": {
+        const { name, owner } = field(path);
+        const limit = Number((issue as { minimum?: unknown; maximum?: unknown }).minimum ?? (issue as { maximum?: unknown }).maximum);
+        const what = issue.origin === "array" ? (issue.code === "too_small" ? `must have at least ${limit} entries` : `must have at most ${limit} entries`) : issue.origin === "string" ? (issue.code === "too_small" ? (limit <= 1 ? "must not be empty" : `must be at least ${limit} characters`) : `must be at most ${limit} characters`) : issue.code === "too_small" ? `must be at least ${limit}` : `must be at most ${limit}`;
+        problems.push({ path, atKey: false, message: `${name} ${owner} ${issue.message && !/^Too (small|big)/.test(issue.message) ? lowerFirst(issue.message) : what}` });
+        break;
+      }
       default: {
         const { name, owner } = field(path);
         problems.push({ path, atKey: false, message: `${name} ${owner} ${lowerFirst(issue.message)}` });

@@ -1,4 +1,4 @@
-import type { Readable, Writable } from "node:stream";
+import { Writable, type Readable } from "node:stream";
 import { execa } from "execa";
 import { LifeboatError } from "../model/errors.js";
 import { redactText } from "../log/redact.js";
@@ -155,4 +155,42 @@ function indent(text: string): string {
     .split("\n")
     .map((l) => `  ${l}`)
     .join("\n");
+}
+
+/**
+ * A Writable that feeds a tool's stdin with backpressure. Tools may stop
+ * reading before the stream ends (GNU tar stops at the end-of-archive marker
+ * and leaves the padding unread); `afterClose` says what happens to bytes
+ * that arrive once the tool closed its stdin: "discard" them (the tool's exit
+ * code decides success), or "fail" (the tool must read everything).
+ * Either way the upstream is read to its end, so hashes over it complete.
+ */
+export function toolInput(stdin: Writable, options: { afterClose: "discard" | "fail"; toolName: string }): Writable {
+  let closed = false;
+  const markClosed = () => {
+    closed = true;
+  };
+  stdin.on("close", markClosed);
+  stdin.on("error", markClosed);
+  const closedEarly = () =>
+    new LifeboatError("TOOL_STOPPED_READING", `${options.toolName} stopped reading its input before the end of the backup`, { kind: "run" });
+  return new Writable({
+    highWaterMark: 1024 * 1024,
+    write(chunk: Buffer, _encoding, callback) {
+      if (closed) return callback(options.afterClose === "discard" ? null : closedEarly());
+      if (stdin.write(chunk)) return callback();
+      const resume = () => {
+        stdin.off("drain", resume);
+        stdin.off("close", resume);
+        callback();
+      };
+      stdin.once("drain", resume);
+      stdin.once("close", resume);
+    },
+    final(callback) {
+      if (closed) return callback();
+      stdin.once("close", () => callback());
+      stdin.end();
+    },
+  });
 }

@@ -1,6 +1,6 @@
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { startTool } from "../exec/spawn.js";
+import { startTool, toolInput } from "../exec/spawn.js";
 import { LifeboatError } from "../model/errors.js";
 import type { CommandSource } from "../model/job.js";
 import type { SourceKind } from "./source.js";
@@ -23,7 +23,7 @@ export const commandSource: SourceKind<CommandSource> = {
   },
 
   async openDump(spec, context) {
-    const startedAt = new Date();
+    const startedAt = context.now?.() ?? new Date();
     const tool = startTool({
       argv: spec.command,
       env: spec.env,
@@ -57,7 +57,7 @@ export const commandSource: SourceKind<CommandSource> = {
           stdout: "ignore",
           ...(context.signal ? { signal: context.signal } : {}),
         });
-        const [piped, exited] = await Promise.allSettled([pipeline(stream, tool.stdin!), tool.done]);
+        const [piped, exited] = await Promise.allSettled([pipeline(stream, toolInput(tool.stdin!, { afterClose: "fail", toolName: argv[0] ?? "restore command" })), tool.done]);
         if (exited.status === "rejected") throw exited.reason;
         if (piped.status === "rejected") throw piped.reason;
       },

@@ -3,7 +3,7 @@ import { promises as fs } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { runTool, startTool } from "../exec/spawn.js";
+import { runTool, startTool, toolInput } from "../exec/spawn.js";
 import { LifeboatError } from "../model/errors.js";
 import type { FilesSource } from "../model/job.js";
 import type { SourceKind } from "./source.js";
@@ -41,7 +41,7 @@ export const filesSource: SourceKind<FilesSource> = {
         throw new LifeboatError("SOURCE_MISSING", `path "${path}" does not exist (backing up job "${context.job}")`, { kind: "run" });
       }
     }
-    const startedAt = new Date();
+    const startedAt = context.now?.() ?? new Date();
     const tool = startTool({
       argv: argvWithMembers(spec),
       context: `backing up job "${context.job}"`,
@@ -92,7 +92,7 @@ export const filesSource: SourceKind<FilesSource> = {
           stdout: "ignore",
           ...(context.signal ? { signal: context.signal } : {}),
         });
-        const streamed = pipeline(stream, createTarGuard(), tar.stdin!);
+        const streamed = pipeline(stream, createTarGuard(), toolInput(tar.stdin!, { afterClose: "discard", toolName: "tar" }));
         const [piped, extracted] = await Promise.allSettled([streamed, tar.done]);
         // The guard's verdict (an unsafe entry) explains tar's exit; report it first.
         if (piped.status === "rejected" && piped.reason instanceof LifeboatError) throw piped.reason;

@@ -34,6 +34,8 @@ export interface SourceKind<S extends SourceSpec = SourceSpec> {
 
 export interface SourceContext {
   job: string;
+  /** The clock (injected in tests). */
+  now?: (() => Date) | undefined;
   signal?: AbortSignal | undefined;
   log: Logger;
 }

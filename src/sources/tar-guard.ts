@@ -706,7 +706,7 @@ function through(via: string | undefined): string {
 function unsafe(entry: string, reason: string): LifeboatError {
   return new LifeboatError("RESTORE_UNSAFE_ENTRY", `refusing to restore ${quote(entry)}: ${reason}`, {
     kind: "verification",
-    hint: "the backup contains an entry that would be written outside the restore target; nothing of it was restored",
+    hint: "the backup contains an entry that could write outside the restore target and may have been tampered with; list it with `tar -tvf`",
     details: { entry: display(entry), reason },
   });
 }

@@ -105,18 +105,25 @@ do_stop() {
   return $rc
 }
 
-# Prints the tails of the logs and stops whatever was started.
+# Stops whatever was started, then prints the tails of the logs and exits 1.
+# Stopping comes first so that a closed stderr (SIGPIPE) cannot leak daemons.
 fail() {
   local dir=$1 f
   shift
-  echo "radosgw.sh: $*" >&2
-  for f in "$dir"/log/*.log "$dir"/log/*.out; do
-    [[ -s "$f" ]] || continue
-    echo "----- tail $f -----" >&2
-    tail -n 25 "$f" >&2 || true
-  done
-  if pid_alive "$MKFS_PID"; then kill -KILL "$MKFS_PID" 2>/dev/null || true; wait "$MKFS_PID" 2>/dev/null || true; fi
-  do_stop "$dir" || true
+  trap '' PIPE INT TERM HUP
+  if pid_alive "$MKFS_PID"; then
+    kill -KILL "$MKFS_PID" 2>/dev/null || true
+    wait "$MKFS_PID" 2>/dev/null || true
+  fi
+  do_stop "$dir" 2>/dev/null || true
+  {
+    echo "radosgw.sh: $*"
+    for f in "$dir"/log/*.out "$dir"/log/rgw.log "$dir"/log/osd.0.log "$dir"/log/mon.a.log "$dir"/log/client.log; do
+      [[ -s "$f" ]] || continue
+      echo "----- tail $f -----"
+      tail -n 20 "$f" || true
+    done
+  } >&2 2>/dev/null || true
   exit 1
 }
 
@@ -148,6 +155,7 @@ do_start() {
     exit 1
   fi
 
+  trap 'fail "$dir" "interrupted"' INT TERM HUP
   rm -rf "$dir/mon" "$dir/osd" "$dir/run" "$dir/log" "$dir/rgw" "$dir/crash"
   mkdir -p "$dir/mon/a" "$dir/osd/0" "$dir/run" "$dir/log" "$rgw_data" "$dir/crash"
 
@@ -316,6 +324,7 @@ EOF
     ((SECONDS < deadline)) || fail "$dir" "signed ListBuckets did not succeed (last HTTP $code)"
     sleep 0.1
   done
+  trap - INT TERM HUP
 }
 
 MKFS_PID=

@@ -41,10 +41,7 @@ function runScript(args: string[], timeoutMs: number): Promise<void> {
         if (err) {
           reject(
             new Error(
-              `radosgw.sh ${args[0]} failed (${err.message.split("\n")[0]}).\n` +
-                "Needs the Debian packages radosgw ceph-mon ceph-osd ceph-common " +
-                "(apt-get install -y radosgw ceph-mon ceph-osd ceph-common).\n" +
-                `${stdout}${stderr}`,
+              `radosgw.sh ${args[0]} failed (${err.message.split("\n")[0]}).\n${stdout}${stderr}`,
             ),
           );
         } else {

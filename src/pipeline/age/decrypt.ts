@@ -67,10 +67,12 @@ function truncated(message: string, details?: Record<string, unknown>): Lifeboat
   });
 }
 
-function payloadCorrupt(message: string, details?: Record<string, unknown>): LifeboatError {
+function payloadCorrupt(message: string, details?: Record<string, unknown>, maybeTruncated = false): LifeboatError {
   return new LifeboatError("AGE_PAYLOAD_CORRUPT", `age payload is corrupt: ${message}`, {
     kind: "verification",
-    hint: "the encrypted backup was modified or damaged after it was written",
+    hint: maybeTruncated
+      ? "the encrypted backup was modified, damaged or cut short after it was written"
+      : "the encrypted backup was modified or damaged after it was written",
     ...(details ? { details } : {}),
   });
 }
@@ -429,6 +431,7 @@ class AgeDecryptStream extends Transform {
       throw payloadCorrupt(
         `chunk ${this.chunkIndex} (the last one in the input) failed authentication; the backup is corrupt or truncated`,
         this.chunkDetails(),
+        true,
       );
     }
     if (plaintext.length === 0 && this.chunkIndex > 0) {

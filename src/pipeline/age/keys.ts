@@ -39,15 +39,20 @@ function keyInvalid(message: string, hint?: string): LifeboatError {
   return new LifeboatError("AGE_KEY_INVALID", message, { kind: "usage", ...(hint ? { hint } : {}) });
 }
 
-/** A short, secret-free description of what a rejected key string looks like. */
-function describeKeyString(s: string): string | undefined {
+/**
+ * A short, secret-free note on what a rejected string looks like when it is
+ * some other kind of key than `expected`, or `undefined`.
+ */
+function describeOtherKey(s: string, expected: "recipient" | "identity"): string | undefined {
   const t = s.trim();
   if (/^AGE-SECRET-KEY-PQ-1/i.test(t)) return "it looks like a post-quantum secret key, which is not supported";
   if (/^AGE-PLUGIN-/i.test(t)) return "it looks like an age plugin identity, which is not supported";
-  if (/^AGE-SECRET-KEY-1/i.test(t)) return "it looks like an age secret key";
   if (/^age1pq1/i.test(t)) return "it looks like a post-quantum recipient, which is not supported";
-  if (/^age1/i.test(t)) return "it looks like an age recipient";
   if (/^(ssh-|ecdsa-)/.test(t)) return "it looks like an ssh key, which is not supported";
+  if (expected === "recipient" && /^AGE-SECRET-KEY-1/i.test(t)) {
+    return "it looks like a secret key; use its public key (age1…) as the recipient";
+  }
+  if (expected === "identity" && /^age1/i.test(t)) return "it looks like a public recipient, not a secret key";
   return undefined;
 }
 
@@ -92,13 +97,13 @@ export function x25519(privateKey: KeyObject, publicKey: Uint8Array): Buffer | n
 
 /** Parses an `age1…` X25519 recipient into its 32 raw bytes. */
 export function parseRecipient(s: string): Uint8Array {
-  const what = describeKeyString(s);
+  const what = describeOtherKey(s, "recipient");
   let decoded;
   try {
     decoded = bech32Decode(s.trim());
   } catch (error) {
     throw keyInvalid(
-      `invalid age recipient (${(error as Error).message}${what ? `; ${what}` : ""})`,
+      `invalid age recipient (${what ?? (error as Error).message})`,
       "an age recipient is the public key printed by age-keygen, starting with age1",
     );
   }
@@ -112,22 +117,20 @@ export function parseRecipient(s: string): Uint8Array {
 }
 
 function parseIdentityLine(line: string, lineNumber: number): AgeIdentity {
-  const what = describeKeyString(line);
+  const what = describeOtherKey(line, "identity");
   const hint = "an age identity file holds secret keys starting with AGE-SECRET-KEY-1, as written by age-keygen";
   let decoded;
   try {
     decoded = bech32Decode(line);
   } catch (error) {
     throw keyInvalid(
-      `invalid age identity at line ${lineNumber} (${(error as Error).message}${what ? `; ${what}` : ""})`,
+      `invalid age identity at line ${lineNumber} (${what ?? (error as Error).message})`,
       hint,
     );
   }
   if (decoded.hrp !== IDENTITY_HRP || decoded.data.length !== 32) {
     throw keyInvalid(
-      `invalid age identity at line ${lineNumber} (${
-        what === "it looks like an age secret key" || what === undefined ? "not an AGE-SECRET-KEY-1… X25519 secret key" : what
-      })`,
+      `invalid age identity at line ${lineNumber} (${what ?? "not an AGE-SECRET-KEY-1… X25519 secret key"})`,
       hint,
     );
   }

@@ -1,0 +1,1081 @@
+#!/usr/bin/env node
+// Lifeboat backup benchmark: how close does `lifeboat backup` (tar → zstd → age
+// → SHA-256 → store) get to the raw `tar | zstd -3` limit, and how much memory
+// does it use? Compares against restic and rclone on the same radosgw.
+// See bench/README.md. Plain Node ESM, no dependencies beyond the project's.
+//
+//   npm run bench                      # builds, then runs this file
+//   BENCH_SIZE_MB=256 BENCH_DOUBLE=1 node bench/backup-bench.mjs
+//
+// Every child process is spawned with an argv array (no shell). Pipelines
+// (tar | zstd | …) are wired in Node by handing one child's stdout pipe to the
+// next child as its stdin, so the data never passes through this process.
+import { spawn, spawnSync } from "node:child_process";
+import { createCipheriv, createHash, randomBytes } from "node:crypto";
+import {
+  accessSync,
+  closeSync,
+  constants as fsConstants,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
+import { createServer } from "node:net";
+import { cpus, loadavg, tmpdir, totalmem } from "node:os";
+import { delimiter, dirname, join, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+// --- settings ----------------------------------------------------------------
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const DATA = join(ROOT, "bench", ".data");
+const CLI = join(ROOT, "dist", "cli", "main.js");
+const RADOSGW_SH = join(ROOT, "test", "servers", "radosgw.sh");
+
+const MIB = 1024 * 1024;
+const SIZE_MB = envInt("BENCH_SIZE_MB", 512);
+const DOUBLE = envFlag("BENCH_DOUBLE", false);
+const PEERS = envFlag("BENCH_PEERS", true);
+const REPEAT = envInt("BENCH_REPEAT", 1);
+/** The raw limit is cheap: always take the median of at least 3 runs. */
+const RAW_REPEAT = Math.max(3, REPEAT);
+
+const GOAL_RATIO = 1.15;
+const GOAL_RSS_MIB = 200;
+const ZSTD_LEVEL = 3;
+const SAMPLE_MS = 50;
+const GENERATOR_VERSION = 1;
+const SEED = 0x11feb0a7;
+
+const BUCKET = "lifeboat-bench";
+const BUCKET_RESTIC = "lifeboat-bench-restic";
+const BUCKET_RCLONE = "lifeboat-bench-rclone";
+
+function envInt(name, fallback) {
+  const raw = process.env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) die(`${name} must be a positive integer, got "${raw}"`);
+  return n;
+}
+
+function envFlag(name, fallback) {
+  const raw = (process.env[name] ?? "").trim().toLowerCase();
+  if (raw === "") return fallback;
+  if (["1", "true", "yes", "on"].includes(raw)) return true;
+  if (["0", "false", "no", "off"].includes(raw)) return false;
+  die(`${name} must be 1 or 0, got "${process.env[name]}"`);
+}
+
+function die(message) {
+  process.stderr.write(`bench: ${message}\n`);
+  process.exit(2);
+}
+
+const log = (message) => process.stderr.write(`bench: ${message}\n`);
+
+// --- cleanup, signals ----------------------------------------------------------
+
+/** Children currently running, so a signal can stop them (by pid, never by name). */
+const running = new Set();
+const cleanups = [];
+let cleanupPromise;
+
+function onCleanup(task) {
+  cleanups.push(task);
+}
+
+function cleanup() {
+  cleanupPromise ??= (async () => {
+    for (const child of running) child.kill("SIGTERM");
+    while (cleanups.length > 0) {
+      const task = cleanups.pop();
+      try {
+        await task();
+      } catch (error) {
+        log(`cleanup failed: ${error.message}`);
+      }
+    }
+  })();
+  return cleanupPromise;
+}
+
+// The AWS SDK (used here only to create buckets) warns on Node 20; that is not news for a benchmark.
+process.removeAllListeners("warning");
+process.on("warning", (warning) => {
+  if (warning.name !== "NodeVersionSupportWarning" && !String(warning.message).includes("AWS SDK for JavaScript")) process.stderr.write(`${warning.name}: ${warning.message}\n`);
+});
+
+let interrupted = false;
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+  process.on(signal, () => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    log(`${signal}: stopping (cleaning up; press again to quit at once)`);
+    cleanup().finally(() => process.exit(130));
+  });
+}
+
+// --- small helpers ------------------------------------------------------------
+
+function which(program) {
+  for (const dir of (process.env.PATH ?? "").split(delimiter)) {
+    if (!dir) continue;
+    const path = join(dir, program);
+    try {
+      accessSync(path, fsConstants.X_OK);
+      if (statSync(path).isFile()) return path;
+    } catch {
+      // not here
+    }
+  }
+  return undefined;
+}
+
+function firstLine(argv) {
+  const r = spawnSync(argv[0], argv.slice(1), { encoding: "utf8", timeout: 10_000 });
+  if (r.error || r.status !== 0) return undefined;
+  return `${r.stdout}${r.stderr}`.split("\n").find((l) => l.trim() !== "")?.trim();
+}
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+const fixed = (n, digits = 2) => (n === undefined || n === null || Number.isNaN(n) ? "-" : n.toFixed(digits));
+
+function tail(text, lines = 15) {
+  return text.trimEnd().split("\n").slice(-lines).join("\n");
+}
+
+async function freePort() {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+function randomKey(length, alphabet) {
+  const bytes = randomBytes(length);
+  let out = "";
+  for (const b of bytes) out += alphabet[b % alphabet.length];
+  return out;
+}
+
+// --- data set ------------------------------------------------------------------
+
+/** sfc32: small, fast, seedable 32-bit PRNG. */
+function makeRng(seed) {
+  let a = 0x9e3779b9 ^ seed;
+  let b = 0x243f6a88;
+  let c = 0xb7e15162 ^ (seed >>> 1);
+  let d = 1;
+  const next = () => {
+    a |= 0;
+    b |= 0;
+    c |= 0;
+    d |= 0;
+    const t = (((a + b) | 0) + d) | 0;
+    d = (d + 1) | 0;
+    a = b ^ (b >>> 9);
+    b = (c + (c << 3)) | 0;
+    c = (c << 21) | (c >>> 11);
+    c = (c + t) | 0;
+    return t >>> 0;
+  };
+  for (let i = 0; i < 16; i++) next();
+  return next;
+}
+
+function seedFor(name) {
+  return createHash("sha256").update(`${SEED}:${name}`).digest().readUInt32LE(0);
+}
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+const FIRST = "Ada Alan Alice Amir Anna Ben Carla Chen Dana David Diego Elena Emma Fatima Felix Grace Hana Hugo Ines Ivan Jack Jana Jonas Kai Kenji Lara Leo Lina Luca Maria Mateo Mia Nadia Noah Olga Omar Paula Pedro Priya Rosa Sam Sara Sofia Tariq Tom Uma Vera Wei Yara Zoe".split(" ");
+const LAST = "Adams Almeida Baker Becker Brown Chen Costa Dubois Evans Fischer Garcia Gomez Hansen Ito Jensen Kim Kowalski Larsen Lee Lopez Martin Meyer Moreau Muller Nakamura Novak Olsen Park Patel Perez Rossi Santos Schmidt Silva Smith Suzuki Tanaka Taylor Thomas Torres Wagner Walker Wang Weber White Wilson Wong Yamamoto Young Zhang".split(" ");
+const WORDS = "account address after again agent alert amount answer archive backup balance batch before billing branch bucket buffer cache cancel cart charge check client cluster commit config confirm contract count credit customer daily database deliver delivery deploy device discount disk domain draft email entry error event export failed feature field file filter finance first folder import index invoice issue item job key label latest ledger limit line list local lookup manual merge message method metric mobile monthly network node notice number offline order owner package page partner payment pending period policy price primary product profile quantity queue quote record refund region release remote report request retry return review route sales schedule search secure segment server service session ship shipping size snapshot source status stock storage store subscription summary supplier support sync system table tax ticket token total tracking transfer update upload user value vendor version volume warehouse weekly".split(" ");
+const COUNTRIES = "DE FR GB US CA ES IT NL BE PL SE NO DK FI PT IE AT CH JP BR".split(" ");
+const DOMAINS = "example.com mail.example.org shop.example.net corp.example.io inbox.example.de".split(" ");
+const STATUSES = "pending paid paid paid shipped shipped delivered delivered delivered refunded cancelled".split(" ");
+const CITIES = "Berlin Paris London Madrid Rome Amsterdam Brussels Warsaw Stockholm Oslo Copenhagen Helsinki Lisbon Dublin Vienna Zurich Tokyo Toronto Austin Porto".split(" ");
+const SERVICES = "api checkout billing search auth inventory shipping notifications".split(" ");
+const LEVELS = "info info info info info info info debug debug warn error".split(" ");
+const MESSAGES = [
+  "request completed",
+  "request completed",
+  "request completed",
+  "cache miss",
+  "cache hit",
+  "payment authorized",
+  "order created",
+  "order updated",
+  "user logged in",
+  "token refreshed",
+  "slow query",
+  "retrying upstream call",
+  "upstream timeout",
+  "validation failed",
+  "job scheduled",
+  "job finished",
+];
+const METHODS = "GET GET GET GET POST POST PUT DELETE".split(" ");
+const ROUTES = "/api/v1/orders/ /api/v1/customers/ /api/v1/products/ /api/v1/cart/ /api/v2/search?q= /api/v1/invoices/ /healthz/".split(" ");
+const HTTP_STATUS = [200, 200, 200, 200, 200, 200, 200, 201, 204, 304, 400, 401, 404, 500, 503];
+
+function textGenerators(rng) {
+  const int = (n) => rng() % n;
+  const pick = (list) => list[rng() % list.length];
+  const hex = (bytes) => {
+    let s = "";
+    for (let i = 0; i < bytes; i += 4) {
+      const v = rng();
+      s += HEX[v & 255] + HEX[(v >>> 8) & 255] + HEX[(v >>> 16) & 255] + HEX[v >>> 24];
+    }
+    return s.slice(0, bytes * 2);
+  };
+  const words = (min, max) => {
+    const n = min + int(max - min + 1);
+    let s = "";
+    for (let i = 0; i < n; i++) s += (i ? " " : "") + pick(WORDS);
+    return s;
+  };
+  const money = (max) => `${int(max)}.${String(int(100)).padStart(2, "0")}`;
+  let clock = Date.UTC(2024, 0, 1);
+  const ts = (stepMs) => {
+    clock += int(stepMs);
+    return new Date(clock).toISOString();
+  };
+  let orderId = 100_000;
+  let customerId = 1;
+  let lineOrder = 100_000;
+  return {
+    orders: {
+      header: "order_id,uuid,created_at,customer_name,email,country,status,sku,quantity,amount,note\n",
+      row() {
+        const f = pick(FIRST);
+        const l = pick(LAST);
+        const note = int(3) === 0 ? "" : words(2, 9);
+        return `${orderId++},${hex(16)},${ts(4000)},${f} ${l},${f.toLowerCase()}.${l.toLowerCase()}${int(100)}@${pick(DOMAINS)},${pick(COUNTRIES)},${pick(STATUSES)},SKU-${String(int(40_000)).padStart(5, "0")},${1 + int(9)},${money(900)},"${note}"\n`;
+      },
+    },
+    customers: {
+      header: "customer_id,name,email,phone,street,city,country,created_at,marketing_opt_in,lifetime_value\n",
+      row() {
+        const f = pick(FIRST);
+        const l = pick(LAST);
+        return `${customerId++},${f} ${l},${f.toLowerCase()}.${l.toLowerCase()}@${pick(DOMAINS)},+1-555-${String(int(10_000)).padStart(4, "0")},${1 + int(400)} ${pick(WORDS)} Street,${pick(CITIES)},${pick(COUNTRIES)},${ts(60_000)},${int(2) ? "true" : "false"},${money(20_000)}\n`;
+      },
+    },
+    lineItems: {
+      header: "order_id,line_no,sku,quantity,unit_price,discount,tax_rate,warehouse_id\n",
+      row() {
+        if (int(4) === 0) lineOrder++;
+        return `${lineOrder},${1 + int(8)},SKU-${String(int(40_000)).padStart(5, "0")},${1 + int(12)},${money(400)},${int(5) === 0 ? money(30) : "0.00"},0.${pick(["07", "19", "20", "21", "10"])},${1 + int(12)}\n`;
+      },
+    },
+    logs: {
+      header: "",
+      row() {
+        const status = pick(HTTP_STATUS);
+        const level = status >= 500 ? "error" : status >= 400 ? "warn" : pick(LEVELS);
+        return `{"ts":"${ts(150)}","level":"${level}","service":"${pick(SERVICES)}","host":"web-${String(1 + int(12)).padStart(2, "0")}","msg":"${pick(MESSAGES)}","method":"${pick(METHODS)}","path":"${pick(ROUTES)}${int(1_000_000)}","status":${status},"duration_ms":${int(2000) / 10},"request_id":"${hex(8)}","user_id":${int(250_000)},"bytes":${int(65_536)}}\n`;
+      },
+    },
+    doc: {
+      header: "",
+      row() {
+        return int(3) === 0 ? `${pick(WORDS)}_${pick(WORDS)}: ${int(2) ? int(100_000) : words(1, 3)}\n` : `${words(6, 16)}.\n`;
+      },
+    },
+  };
+}
+
+/** Writes rows until the file holds at least `targetBytes`; 1 MiB writes, nothing held in memory. */
+function writeTextFile(path, targetBytes, generator) {
+  const fd = openSync(path, "w");
+  let written = 0;
+  let parts = [];
+  let pending = 0;
+  const flush = () => {
+    if (pending === 0) return;
+    writeSync(fd, parts.join(""), null, "latin1");
+    written += pending;
+    parts = [];
+    pending = 0;
+  };
+  try {
+    if (generator.header) {
+      parts.push(generator.header);
+      pending += generator.header.length;
+    }
+    while (written + pending < targetBytes) {
+      const row = generator.row();
+      parts.push(row);
+      pending += row.length;
+      if (pending >= MIB) flush();
+    }
+    flush();
+  } finally {
+    closeSync(fd);
+  }
+  return written;
+}
+
+/** Incompressible bytes: AES-256-CTR keystream (deterministic from the name). */
+function writeRandomFile(path, targetBytes, name) {
+  const key = createHash("sha256").update(`${SEED}:key:${name}`).digest();
+  const cipher = createCipheriv("aes-256-ctr", key, Buffer.alloc(16));
+  const zeros = Buffer.alloc(MIB);
+  const fd = openSync(path, "w");
+  let written = 0;
+  try {
+    while (written < targetBytes) {
+      const n = Math.min(MIB, targetBytes - written);
+      writeSync(fd, cipher.update(zeros.subarray(0, n)));
+      written += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return written;
+}
+
+/**
+ * Generates `data-<N>m/` once: CSV tables (~40 %), JSON-lines logs (~30 %),
+ * incompressible blobs (~15 %) and many small text files (~15 %), like a
+ * database dump next to its attachments. Cached; regenerated when the size or
+ * the generator changes.
+ */
+function ensureDataset(sizeMiB) {
+  const name = `data-${sizeMiB}m`;
+  const folder = join(DATA, name);
+  const markerPath = join(DATA, `${name}.json`);
+  try {
+    const marker = JSON.parse(readFileSync(markerPath, "utf8"));
+    if (marker.generator === GENERATOR_VERSION && marker.sizeMiB === sizeMiB && existsSync(folder)) return { ...marker, folder, name };
+  } catch {
+    // missing or stale: regenerate
+  }
+  const started = performance.now();
+  log(`generating ${name} (${sizeMiB} MiB, seed ${SEED.toString(16)}) under ${relative(ROOT, DATA)}/ …`);
+  const partial = join(DATA, `${name}.partial`);
+  rmSync(partial, { recursive: true, force: true });
+  rmSync(folder, { recursive: true, force: true });
+  rmSync(markerPath, { force: true });
+  const total = sizeMiB * MIB;
+  const share = (fraction) => Math.floor(total * fraction);
+  const gen = (file) => textGenerators(makeRng(seedFor(`${sizeMiB}:${file}`)));
+  let bytes = 0;
+  let files = 0;
+  const add = (n) => {
+    bytes += n;
+    files++;
+  };
+
+  for (const dir of ["tables", "logs", "blobs", "docs"]) mkdirSync(join(partial, dir), { recursive: true });
+  add(writeTextFile(join(partial, "tables", "orders.csv"), share(0.22), gen("orders").orders));
+  add(writeTextFile(join(partial, "tables", "customers.csv"), share(0.08), gen("customers").customers));
+  add(writeTextFile(join(partial, "tables", "line_items.csv"), share(0.1), gen("line_items").lineItems));
+  for (let i = 1; i <= 3; i++) add(writeTextFile(join(partial, "logs", `app-${i}.jsonl`), share(0.1), gen(`logs-${i}`).logs));
+  for (let i = 1; i <= 4; i++) add(writeRandomFile(join(partial, "blobs", `attachment-${i}.bin`), share(0.15 / 4), `${sizeMiB}:blob-${i}`));
+  // Small files: 2–96 KiB each (log-uniform), 32 folders.
+  const docsTarget = total - bytes;
+  const sizes = makeRng(seedFor(`${sizeMiB}:doc-sizes`));
+  const docs = gen("docs").doc;
+  let docBytes = 0;
+  for (let i = 0; docBytes < docsTarget; i++) {
+    const dir = join(partial, "docs", String(i % 32).padStart(2, "0"));
+    if (i < 32) mkdirSync(dir, { recursive: true });
+    const want = Math.min(Math.round(2048 * Math.pow(48, sizes() / 2 ** 32)), docsTarget - docBytes);
+    const n = writeTextFile(join(dir, `doc-${String(i).padStart(6, "0")}.txt`), want, docs);
+    docBytes += n;
+    add(n);
+  }
+  renameSync(partial, folder);
+  const marker = { generator: GENERATOR_VERSION, seed: SEED, sizeMiB, bytes, files, seconds: (performance.now() - started) / 1000 };
+  writeFileSync(markerPath, `${JSON.stringify(marker, null, 2)}\n`);
+  log(`generated ${files} files, ${fixed(bytes / MIB, 1)} MiB in ${fixed(marker.seconds, 1)} s`);
+  return { ...marker, folder, name };
+}
+
+// --- /proc sampling --------------------------------------------------------------
+
+const CLK_TCK = Number(firstLine(["getconf", "CLK_TCK"])) || 100;
+
+/** {comm, ticks (utime+stime)} of a process or thread, or undefined when gone. */
+function readStat(path) {
+  let text;
+  try {
+    text = readFileSync(path, "latin1");
+  } catch {
+    return undefined;
+  }
+  const open = text.indexOf("(");
+  const close = text.lastIndexOf(")");
+  const fields = text.slice(close + 2).split(" ");
+  // fields[0] is field 3 (state); utime and stime are fields 14 and 15.
+  return { comm: text.slice(open + 1, close), ticks: Number(fields[11]) + Number(fields[12]) };
+}
+
+function readHwmKiB(pid) {
+  try {
+    const m = /VmHWM:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, "latin1"));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function childrenOf(pid) {
+  const out = [];
+  let tasks;
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tasks) {
+    try {
+      for (const c of readFileSync(`/proc/${pid}/task/${tid}/children`, "latin1").split(" ")) if (c) out.push(Number(c));
+    } catch {
+      // thread gone
+    }
+  }
+  return out;
+}
+
+/** Busy and total CPU ticks of the whole machine (/proc/stat). */
+function machineTicks() {
+  try {
+    const line = readFileSync("/proc/stat", "latin1").split("\n")[0];
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number);
+    return { busy: user + nice + system + irq + softirq + (steal ?? 0), total: user + nice + system + idle + iowait + irq + softirq + (steal ?? 0) };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Polls /proc every 50 ms while a run is going: the CPU time of every process
+ * the run started (and their descendants), the peak RSS (VmHWM) of every node
+ * process among them, the main-thread CPU of node, the CPU the storage server
+ * daemons spent meanwhile, and how busy the whole machine was (so load from
+ * other users of the machine shows up as "other").
+ */
+class Sampler {
+  constructor(rootPids, serverPids = {}) {
+    this.rootPids = rootPids;
+    this.serverPids = serverPids;
+    this.procs = new Map();
+    this.server0 = {};
+    for (const [name, pid] of Object.entries(serverPids)) this.server0[name] = readStat(`/proc/${pid}/stat`)?.ticks;
+    this.machine0 = machineTicks();
+    this.self0 = process.cpuUsage();
+    this.tick();
+    this.timer = setInterval(() => this.tick(), SAMPLE_MS);
+  }
+
+  tick() {
+    const queue = [...this.rootPids];
+    const seen = new Set();
+    while (queue.length > 0) {
+      const pid = queue.pop();
+      if (seen.has(pid)) continue;
+      seen.add(pid);
+      const stat = readStat(`/proc/${pid}/stat`);
+      if (!stat) continue;
+      const entry = this.procs.get(pid) ?? { comm: stat.comm, ticks: 0, mainTicks: undefined, hwmKiB: undefined };
+      entry.ticks = stat.ticks;
+      if (stat.comm === "node") {
+        const hwm = readHwmKiB(pid);
+        if (hwm !== undefined) entry.hwmKiB = Math.max(entry.hwmKiB ?? 0, hwm);
+        const main = readStat(`/proc/${pid}/task/${pid}/stat`);
+        if (main) entry.mainTicks = main.ticks;
+      }
+      this.procs.set(pid, entry);
+      queue.push(...childrenOf(pid));
+    }
+  }
+
+  stop() {
+    clearInterval(this.timer);
+    this.tick();
+    const self = process.cpuUsage(this.self0);
+    const machine1 = machineTicks();
+    const cpu = {};
+    let ours = 0;
+    let nodeMain;
+    let peakRssKiB;
+    for (const p of this.procs.values()) {
+      const name = p.comm === "node" ? "lifeboat (node)" : p.comm;
+      cpu[name] = (cpu[name] ?? 0) + p.ticks / CLK_TCK;
+      ours += p.ticks / CLK_TCK;
+      if (p.mainTicks !== undefined) nodeMain = (nodeMain ?? 0) + p.mainTicks / CLK_TCK;
+      if (p.hwmKiB !== undefined) peakRssKiB = Math.max(peakRssKiB ?? 0, p.hwmKiB);
+    }
+    const server = {};
+    for (const [name, pid] of Object.entries(this.serverPids)) {
+      const end = readStat(`/proc/${pid}/stat`)?.ticks;
+      if (end !== undefined && this.server0[name] !== undefined) {
+        server[name] = (end - this.server0[name]) / CLK_TCK;
+        ours += server[name];
+      }
+    }
+    const benchSelf = (self.user + self.system) / 1e6;
+    const busy = machine1 && this.machine0 ? (machine1.busy - this.machine0.busy) / CLK_TCK : undefined;
+    return {
+      cpuSeconds: cpu,
+      nodeMainThreadSeconds: nodeMain,
+      serverCpuSeconds: server,
+      benchProcessSeconds: benchSelf,
+      machineBusySeconds: busy,
+      otherProcessesSeconds: busy === undefined ? undefined : Math.max(0, busy - ours - benchSelf),
+      peakRssKiB,
+    };
+  }
+}
+
+// --- running processes --------------------------------------------------------------
+
+/**
+ * Runs a pipeline of processes (one stage is fine): stage i's stdout pipe is
+ * given to stage i+1 as its stdin, all spawned in the same tick so this
+ * process never reads from the pipes. The last stage's stdout goes to
+ * /dev/null unless `captureStdout`. Resolves with the wall time, the exit of
+ * every stage and the /proc samples; rejects when a stage fails.
+ */
+async function runPipeline(stages, { env = process.env, captureStdout = false, serverPids = {}, what }) {
+  const devnull = openSync("/dev/null", "w");
+  const children = [];
+  const stderr = stages.map(() => "");
+  let stdout = "";
+  const started = performance.now();
+  try {
+    for (let i = 0; i < stages.length; i++) {
+      const last = i === stages.length - 1;
+      const stdin = i === 0 ? "ignore" : children[i - 1].stdout;
+      const out = last ? (captureStdout ? "pipe" : devnull) : "pipe";
+      const child = spawn(stages[i].argv[0], stages[i].argv.slice(1), { stdio: [stdin, out, "pipe"], env: stages[i].env ?? env });
+      // The next stage holds its own copy of the pipe; drop ours, or the
+      // previous stage's "close" would wait for an EOF we never read.
+      if (i > 0) children[i - 1].stdout.destroy();
+      children.push(child);
+    }
+  } finally {
+    closeSync(devnull);
+  }
+  const sampler = new Sampler(
+    children.map((c) => c.pid).filter(Boolean),
+    serverPids,
+  );
+  const exits = await Promise.all(
+    children.map(
+      (child, i) =>
+        new Promise((resolveExit) => {
+          running.add(child);
+          child.stderr.setEncoding("utf8");
+          child.stderr.on("data", (d) => {
+            stderr[i] = (stderr[i] + d).slice(-20_000);
+          });
+          if (i === children.length - 1 && captureStdout) {
+            child.stdout.setEncoding("utf8");
+            child.stdout.on("data", (d) => {
+              stdout += d;
+            });
+          }
+          child.once("error", (error) => {
+            running.delete(child);
+            resolveExit({ code: null, signal: null, error });
+          });
+          child.once("close", (code, signal) => {
+            running.delete(child);
+            resolveExit({ code, signal });
+          });
+        }),
+    ),
+  );
+  const wallSeconds = (performance.now() - started) / 1000;
+  const samples = sampler.stop();
+  for (const child of children) child.stdout?.destroy();
+  const failed = exits.findIndex((e) => e.error || e.code !== 0);
+  if (failed >= 0) {
+    const e = exits[failed];
+    const why = e.error ? e.error.message : e.signal ? `killed by ${e.signal}` : `exit code ${e.code}`;
+    const detail = stages.map((s, i) => (stderr[i].trim() ? `--- ${s.argv[0]} stderr ---\n${tail(stderr[i])}` : "")).filter(Boolean).join("\n");
+    const out = captureStdout && stdout.trim() ? `\n--- stdout ---\n${tail(stdout)}` : "";
+    throw new Error(`${what}: ${stages[failed].argv.slice(0, 3).join(" ")} failed (${why})${detail ? `\n${detail}` : ""}${out}`);
+  }
+  return { wallSeconds, samples, stdout, stderr };
+}
+
+// --- tools, identity, configs --------------------------------------------------------
+
+function detectTools() {
+  const tools = {
+    tar: which("tar"),
+    zstd: which("zstd"),
+    bash: which("bash"),
+    restic: which("restic"),
+    rclone: which("rclone"),
+    time: which("time"),
+  };
+  if (!tools.tar || !tools.zstd) die("needs tar and zstd on PATH");
+  // GNU time only: `-f %M` must print a number.
+  if (tools.time) {
+    const r = spawnSync(tools.time, ["-f", "%M", "true"], { encoding: "utf8" });
+    if (r.status !== 0 || !/^\d+\s*$/.test(r.stderr.trim().split("\n").pop() ?? "")) tools.time = undefined;
+  }
+  const versions = {
+    node: process.version,
+    tar: firstLine([tools.tar, "--version"]),
+    zstd: firstLine([tools.zstd, "--version"]),
+    ...(tools.restic ? { restic: firstLine([tools.restic, "version"]) } : {}),
+    ...(tools.rclone ? { rclone: firstLine([tools.rclone, "version"]) } : {}),
+  };
+  return { tools, versions };
+}
+
+async function ensureIdentity() {
+  const path = join(DATA, "identity.txt");
+  if (!existsSync(path)) {
+    await runPipeline([{ argv: [process.execPath, CLI, "keygen", "--output", path] }], { captureStdout: true, what: "lifeboat keygen" });
+  }
+  return path;
+}
+
+const yamlString = (s) => JSON.stringify(s);
+
+function writeFsConfig(datasets) {
+  const path = join(DATA, "lifeboat-fs.yaml");
+  const jobs = datasets.map((d, i) => jobYaml(i === 0 ? "bench" : "bench2x", d.folder)).join("");
+  writeFileSync(
+    path,
+    `# Written by bench/backup-bench.mjs on every run; edits are lost.
+storage:
+  local:
+    type: filesystem
+    path: ./store
+encryption:
+  identity: "\${file:./identity.txt}"
+jobs:
+${jobs}`,
+  );
+  return path;
+}
+
+function writeS3Config(endpoint, datasets) {
+  const path = join(DATA, "lifeboat-s3.yaml");
+  const jobs = datasets.map((d, i) => jobYaml(i === 0 ? "bench" : "bench2x", d.folder)).join("");
+  writeFileSync(
+    path,
+    `# Written by bench/backup-bench.mjs on every run (radosgw on a fresh port); edits are lost.
+storage:
+  rgw:
+    type: s3
+    endpoint: ${yamlString(endpoint)}
+    bucket: ${yamlString(BUCKET)}
+    forcePathStyle: true
+    credentials:
+      accessKeyId: "\${env:BENCH_S3_ACCESS_KEY}"
+      secretAccessKey: "\${env:BENCH_S3_SECRET_KEY}"
+encryption:
+  identity: "\${file:./identity.txt}"
+jobs:
+${jobs}`,
+  );
+  return path;
+}
+
+function jobYaml(name, folder) {
+  return `  ${name}:
+    source: { type: files, paths: [${yamlString(folder)}] }
+    compression: zstd
+    compressionLevel: ${ZSTD_LEVEL}
+    encrypt: true
+`;
+}
+
+// --- radosgw ----------------------------------------------------------------------
+
+async function startRadosgw(bash) {
+  if (!existsSync(RADOSGW_SH)) throw new Error(`${relative(ROOT, RADOSGW_SH)} not found`);
+  const dir = mkdtempSync(join(tmpdir(), "lifeboat-bench-rgw-"));
+  const port = await freePort();
+  const accessKeyId = randomKey(20, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789");
+  const secretAccessKey = randomKey(40, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789");
+  onCleanup(async () => {
+    const stop = spawnSync(bash, [RADOSGW_SH, "stop", dir], { encoding: "utf8", timeout: 60_000 });
+    if (stop.status !== 0) log(`radosgw.sh stop failed (${stop.status}): ${tail(stop.stderr ?? "")}; leaving ${dir}`);
+    else rmSync(dir, { recursive: true, force: true });
+  });
+  const started = performance.now();
+  await runPipeline([{ argv: [bash, RADOSGW_SH, "start", dir, String(port), accessKeyId, secretAccessKey] }], { what: "starting radosgw" });
+  const pidOf = (name) => Number(readFileSync(join(dir, "run", `${name}.pid`), "latin1").replace(/\D/g, "")) || undefined;
+  const pids = {};
+  for (const [label, file] of [["radosgw", "rgw"], ["ceph-osd", "osd"], ["ceph-mon", "mon"]]) {
+    try {
+      const pid = pidOf(file);
+      if (pid) pids[label] = pid;
+    } catch {
+      // no pid file: not sampled
+    }
+  }
+  return { dir, port, endpoint: `http://127.0.0.1:${port}`, accessKeyId, secretAccessKey, pids, startSeconds: (performance.now() - started) / 1000 };
+}
+
+async function s3Client(server) {
+  const sdk = await import("@aws-sdk/client-s3");
+  const client = new sdk.S3Client({
+    endpoint: server.endpoint,
+    region: "us-east-1",
+    forcePathStyle: true,
+    credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey },
+  });
+  return { client, sdk };
+}
+
+async function createBuckets(server, names) {
+  const { client, sdk } = await s3Client(server);
+  try {
+    for (const Bucket of names) await client.send(new sdk.CreateBucketCommand({ Bucket }));
+  } finally {
+    client.destroy();
+  }
+}
+
+async function objectSize(server, bucket, key) {
+  const { client, sdk } = await s3Client(server);
+  try {
+    return (await client.send(new sdk.HeadObjectCommand({ Bucket: bucket, Key: key }))).ContentLength;
+  } catch {
+    return undefined;
+  } finally {
+    client.destroy();
+  }
+}
+
+// --- the runs ------------------------------------------------------------------------
+
+const tarArgv = (tools, dataset) => [tools.tar, "-cf", "-", "-C", DATA, dataset.name];
+const zstdArgv = (tools) => [tools.zstd, `-${ZSTD_LEVEL}`, "-c"];
+
+/** Runs `once` `times` times; the result is the run with the median wall time, plus all wall times. */
+async function repeated(times, label, once) {
+  const results = [];
+  for (let i = 0; i < times; i++) {
+    const r = await once(i);
+    log(`${label}${times > 1 ? ` #${i + 1}` : ""}: ${fixed(r.wallSeconds)} s${r.peakRssMiB ? `, peak RSS ${fixed(r.peakRssMiB, 0)} MiB` : ""}`);
+    results.push(r);
+  }
+  const sorted = [...results].sort((a, b) => a.wallSeconds - b.wallSeconds);
+  const chosen = sorted[Math.floor((sorted.length - 1) / 2)];
+  return { ...chosen, wallSeconds: median(results.map((r) => r.wallSeconds)), allWallSeconds: results.map((r) => r.wallSeconds), peakRssMiB: maxOf(results.map((r) => r.peakRssMiB)) };
+}
+
+function maxOf(values) {
+  const defined = values.filter((v) => v !== undefined);
+  return defined.length ? Math.max(...defined) : undefined;
+}
+
+async function runRaw(tools, dataset, serverPids) {
+  const r = await runPipeline([{ argv: tarArgv(tools, dataset) }, { argv: zstdArgv(tools) }], { serverPids, what: "raw tar | zstd" });
+  return { wallSeconds: r.wallSeconds, samples: r.samples };
+}
+
+async function runLifeboat(tools, config, job, env, serverPids) {
+  const timeFile = join(DATA, "time.out");
+  rmSync(timeFile, { force: true });
+  const argv = [process.execPath, CLI, "-c", config, "--json", "backup", job];
+  const full = tools.time ? [tools.time, "-f", "%M %e %U %S", "-o", timeFile, ...argv] : argv;
+  const r = await runPipeline([{ argv: full }], { env: { ...env, LIFEBOAT_LOG_LEVEL: "warn" }, captureStdout: true, serverPids, what: `lifeboat backup ${job}` });
+  let result;
+  try {
+    result = JSON.parse(r.stdout)[0];
+  } catch {
+    throw new Error(`lifeboat backup ${job}: unexpected output:\n${tail(r.stdout)}\n${tail(r.stderr[0])}`);
+  }
+  if (!result?.ok) throw new Error(`lifeboat backup ${job} failed: ${JSON.stringify(result?.error ?? result)}`);
+  let time;
+  if (tools.time) {
+    const fields = readFileSync(timeFile, "utf8").trim().split("\n").pop().split(" ").map(Number);
+    if (fields.length === 4 && fields.every(Number.isFinite)) time = { maxRssKiB: fields[0], elapsedSeconds: fields[1], userSeconds: fields[2], systemSeconds: fields[3] };
+    rmSync(timeFile, { force: true });
+  }
+  return {
+    wallSeconds: r.wallSeconds,
+    samples: r.samples,
+    peakRssMiB: r.samples.peakRssKiB === undefined ? undefined : r.samples.peakRssKiB / 1024,
+    storedBytes: result.sizeBytes,
+    sourceBytes: result.sourceBytes,
+    lifeboatDurationSeconds: result.durationMs / 1000,
+    backupId: result.id,
+    ...(time ? { gnuTime: time } : {}),
+  };
+}
+
+async function runRestic(tools, server, dataset, env, i) {
+  const repo = `s3:${server.endpoint}/${BUCKET_RESTIC}/${dataset.name}-${i}`;
+  const cache = mkdtempSync(join(tmpdir(), "lifeboat-bench-restic-cache-"));
+  try {
+    const base = [tools.restic, "-r", repo, "--cache-dir", cache];
+    await runPipeline([{ argv: [...base, "init"] }], { env, captureStdout: true, what: "restic init" });
+    const r = await runPipeline([{ argv: tarArgv(tools, dataset) }, { argv: [...base, "backup", "--stdin", "--stdin-filename", `${dataset.name}.tar`, "--host", "bench"] }], {
+      env,
+      captureStdout: true,
+      serverPids: server.pids,
+      what: "restic backup --stdin",
+    });
+    let storedBytes;
+    try {
+      const stats = await runPipeline([{ argv: [...base, "stats", "--mode", "raw-data", "--json"] }], { env, captureStdout: true, what: "restic stats" });
+      storedBytes = JSON.parse(stats.stdout).total_size;
+    } catch {
+      // informational only
+    }
+    return { wallSeconds: r.wallSeconds, samples: r.samples, storedBytes };
+  } finally {
+    rmSync(cache, { recursive: true, force: true });
+  }
+}
+
+async function runRclone(tools, server, dataset, env, i) {
+  const key = `${dataset.name}-${i}.tar.zst`;
+  const r = await runPipeline(
+    [{ argv: tarArgv(tools, dataset) }, { argv: zstdArgv(tools) }, { argv: [tools.rclone, "--config", join(DATA, "rclone-empty.conf"), "rcat", `bench:${BUCKET_RCLONE}/${key}`] }],
+    { env, serverPids: server.pids, what: "rclone rcat" },
+  );
+  return { wallSeconds: r.wallSeconds, samples: r.samples, storedBytes: await objectSize(server, BUCKET_RCLONE, key) };
+}
+
+// --- report ------------------------------------------------------------------------
+
+function describeCpu(run) {
+  const s = run.samples;
+  if (!s) return "";
+  const wall = run.wallSeconds;
+  const parts = Object.entries(s.cpuSeconds)
+    .filter(([name, secs]) => secs >= 0.05 && name !== "time")
+    .sort((a, b) => b[1] - a[1])
+    .map(([name, secs]) => {
+      const main = name === "lifeboat (node)" && s.nodeMainThreadSeconds !== undefined ? `, main thread ${fixed(s.nodeMainThreadSeconds, 1)} s = ${fixed((100 * s.nodeMainThreadSeconds) / wall, 0)}%` : "";
+      return `${name} ${fixed(secs, 1)} s (${fixed((100 * secs) / wall, 0)}%${main})`;
+    });
+  for (const [name, secs] of Object.entries(s.serverCpuSeconds ?? {})) if (secs >= 0.05) parts.push(`${name} ${fixed(secs, 1)} s (${fixed((100 * secs) / wall, 0)}%)`);
+  const machine = s.machineBusySeconds === undefined ? "" : `; machine busy ${fixed(s.machineBusySeconds, 1)} of ${fixed(wall * cpus().length, 1)} CPU-s, other processes ${fixed(s.otherProcessesSeconds, 1)} s`;
+  return `${parts.join(", ")}${machine}`;
+}
+
+function table(headers, rows, alignRight) {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
+  const line = (cells) => cells.map((c, i) => (alignRight[i] ? String(c).padStart(widths[i]) : String(c).padEnd(widths[i]))).join("  ").trimEnd();
+  return [line(headers), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
+}
+
+function verdict(ok) {
+  return ok === undefined ? "n/a" : ok ? "PASS" : "MISS";
+}
+
+function report(ctx) {
+  const { dataset, runs, raw } = ctx;
+  const lines = [];
+  const srcMiB = (d) => d.bytes / MIB;
+  lines.push(
+    `Lifeboat backup bench: ${fixed(srcMiB(dataset), 0)} MiB source (${dataset.files} files, ${dataset.name}), zstd -${ZSTD_LEVEL}, ${cpus().length} CPUs, node ${process.version}, load avg at start ${ctx.loadAtStart.map((l) => l.toFixed(2)).join(" ")}`,
+  );
+  lines.push("");
+  const rows = runs.map((r) => {
+    const base = r.double ? ctx.raw2 : raw;
+    const ratio = base && r.wallSeconds !== undefined ? r.wallSeconds / base.wallSeconds : undefined;
+    r.ratio = r === raw || r === ctx.raw2 ? 1 : ratio;
+    r.throughputMiBs = r.wallSeconds ? srcMiB(r.dataset) / r.wallSeconds : undefined;
+    return [
+      r.label,
+      r.error ? "failed" : fixed(r.wallSeconds),
+      fixed(r.throughputMiBs, 1),
+      r.error ? "-" : fixed(r.ratio),
+      r.peakRssMiB === undefined ? "-" : fixed(r.peakRssMiB, 0),
+      r.storedBytes === undefined ? "-" : fixed(r.storedBytes / MIB, 1),
+    ];
+  });
+  lines.push(table(["run", "wall s", "MiB/s", "ratio vs raw", "peak RSS MiB", "stored MiB"], rows, [false, true, true, true, true, true]));
+  lines.push("");
+  lines.push(`goals: ratio ≤ ${GOAL_RATIO} (wall time vs the raw tar|zstd limit of the same data), peak RSS ≤ ${GOAL_RSS_MIB} MiB (lifeboat node process)`);
+  const goalRows = [];
+  for (const r of runs.filter((x) => x.goal)) {
+    const ratioOk = r.error ? false : r.ratio <= GOAL_RATIO;
+    const rssOk = r.peakRssMiB === undefined ? undefined : r.peakRssMiB <= GOAL_RSS_MIB;
+    r.verdict = { ratio: r.error ? "MISS" : verdict(ratioOk), peakRss: r.error ? "MISS" : verdict(rssOk) };
+    goalRows.push([r.label, r.error ? "failed" : fixed(r.ratio), r.verdict.ratio, r.peakRssMiB === undefined ? "-" : fixed(r.peakRssMiB, 0), r.verdict.peakRss]);
+  }
+  lines.push(table(["run", "ratio", "≤ 1.15", "peak RSS MiB", `≤ ${GOAL_RSS_MIB}`], goalRows, [false, true, false, true, false]));
+  const b1 = runs.find((r) => r.key === "b");
+  const b2 = runs.find((r) => r.key === "b2x");
+  if (b1 && b2 && !b1.error && !b2.error && b1.peakRssMiB && b2.peakRssMiB) {
+    const growth = b2.peakRssMiB / b1.peakRssMiB;
+    ctx.rssFlat = growth <= 1.1;
+    lines.push(`RSS at 2× data: ${fixed(b1.peakRssMiB, 0)} → ${fixed(b2.peakRssMiB, 0)} MiB (×${fixed(growth)}): ${ctx.rssFlat ? "flat" : "GROWS with data size"}`);
+  }
+  lines.push("");
+  lines.push("CPU seconds during each run (% of wall time; 100% = one core saturated):");
+  for (const r of runs) if (!r.error) lines.push(`  ${r.label}: ${describeCpu(r)}`);
+  const failures = runs.filter((r) => r.error);
+  if (failures.length) {
+    lines.push("");
+    for (const r of failures) lines.push(`FAILED ${r.label}: ${r.error.split("\n")[0]}`);
+  }
+  if (ctx.notes.length) {
+    lines.push("");
+    for (const n of ctx.notes) lines.push(`note: ${n}`);
+  }
+  return lines.join("\n");
+}
+
+// --- main ------------------------------------------------------------------------------
+
+async function main() {
+  if (process.platform !== "linux") die("Linux only (reads /proc for RSS and CPU)");
+  if (!existsSync(CLI)) die(`${relative(ROOT, CLI)} is missing; run \`npm run bench\` (it builds first) or \`npm run build\``);
+  const startedAt = new Date();
+  const started = performance.now();
+  const loadAtStart = loadavg();
+  mkdirSync(DATA, { recursive: true });
+  const { tools, versions } = detectTools();
+  const notes = [];
+  if (loadAtStart[0] > 0.5 * cpus().length) notes.push(`load average ${loadAtStart[0].toFixed(2)} at start on ${cpus().length} CPUs: other work on this machine skews the timings (see "other processes" above)`);
+  if (!tools.time) notes.push("GNU time not found: peak RSS comes from polling /proc/PID/status VmHWM only");
+
+  const dataset = ensureDataset(SIZE_MB);
+  const dataset2 = DOUBLE ? ensureDataset(2 * SIZE_MB) : undefined;
+  const datasets = dataset2 ? [dataset, dataset2] : [dataset];
+  await ensureIdentity();
+  const fsConfig = writeFsConfig(datasets);
+  writeFileSync(join(DATA, "rclone-empty.conf"), "");
+
+  const runs = [];
+  const ctx = { dataset, runs, notes, loadAtStart };
+  const attempt = async (spec, fn) => {
+    const entry = { ...spec };
+    runs.push(entry);
+    try {
+      Object.assign(entry, await fn());
+    } catch (error) {
+      if (interrupted) throw error;
+      entry.error = error.message;
+      log(`${spec.label} failed:\n${error.message}`);
+    }
+    return entry;
+  };
+
+  let server;
+  try {
+    server = await startRadosgw(tools.bash ?? "bash");
+    log(`radosgw up on ${server.endpoint} in ${fixed(server.startSeconds, 1)} s (${server.dir})`);
+    await createBuckets(server, [BUCKET, BUCKET_RESTIC, BUCKET_RCLONE]);
+  } catch (error) {
+    if (interrupted) throw error;
+    notes.push(`radosgw did not start, S3 runs skipped: ${error.message.split("\n")[0]}`);
+    log(`radosgw did not start:\n${error.message}`);
+    server = undefined;
+  }
+  const serverPids = server?.pids ?? {};
+  const s3Env = server ? { ...process.env, BENCH_S3_ACCESS_KEY: server.accessKeyId, BENCH_S3_SECRET_KEY: server.secretAccessKey, NO_PROXY: "127.0.0.1,localhost", no_proxy: "127.0.0.1,localhost" } : undefined;
+  const s3Config = server ? writeS3Config(server.endpoint, datasets) : undefined;
+
+  // Warm the page cache (and the binaries) so that no run pays for cold reads.
+  log("warm-up: one untimed tar | zstd pass");
+  await runRaw(tools, dataset, {});
+
+  ctx.raw = await attempt({ key: "a", label: "(a) raw tar | zstd -3", dataset }, () => repeated(RAW_REPEAT, "(a) raw", () => runRaw(tools, dataset, serverPids)));
+  if (server) {
+    await attempt({ key: "b", label: "(b) lifeboat → radosgw", dataset, goal: true }, () =>
+      repeated(REPEAT, "(b) lifeboat → radosgw", () => runLifeboat(tools, s3Config, "bench", s3Env, serverPids)),
+    );
+  }
+  await attempt({ key: "c", label: "(c) lifeboat → filesystem", dataset, goal: true }, () =>
+    repeated(REPEAT, "(c) lifeboat → filesystem", () => {
+      rmSync(join(DATA, "store"), { recursive: true, force: true });
+      return runLifeboat(tools, fsConfig, "bench", process.env, serverPids);
+    }),
+  );
+  if (server && PEERS) {
+    const peerEnv = { ...s3Env, AWS_ACCESS_KEY_ID: server.accessKeyId, AWS_SECRET_ACCESS_KEY: server.secretAccessKey, AWS_DEFAULT_REGION: "us-east-1" };
+    // rclone's S3 client refuses to start when AWS_CA_BUNDLE is set and its
+    // transport is not the SDK's own ("LoadCustomCABundleError"); radosgw is plain HTTP anyway.
+    delete peerEnv.AWS_CA_BUNDLE;
+    if (tools.restic) {
+      const resticEnv = { ...peerEnv, RESTIC_PASSWORD: randomBytes(16).toString("hex") };
+      await attempt({ key: "restic", label: "restic backup --stdin → radosgw", dataset }, () => repeated(REPEAT, "restic", (i) => runRestic(tools, server, dataset, resticEnv, i)));
+    } else notes.push("restic not installed: skipped");
+    if (tools.rclone) {
+      const rcloneEnv = {
+        ...peerEnv,
+        RCLONE_CONFIG_BENCH_TYPE: "s3",
+        RCLONE_CONFIG_BENCH_PROVIDER: "Ceph",
+        RCLONE_CONFIG_BENCH_ENDPOINT: server.endpoint,
+        RCLONE_CONFIG_BENCH_ACCESS_KEY_ID: server.accessKeyId,
+        RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY: server.secretAccessKey,
+      };
+      await attempt({ key: "rclone", label: "tar | zstd -3 | rclone rcat → radosgw", dataset }, () => repeated(REPEAT, "rclone", (i) => runRclone(tools, server, dataset, rcloneEnv, i)));
+    } else notes.push("rclone not installed: skipped");
+  }
+  if (dataset2) {
+    log(`2× data: warm-up pass over ${dataset2.name}`);
+    await runRaw(tools, dataset2, {});
+    ctx.raw2 = await attempt({ key: "a2x", label: "(a) raw tar | zstd -3, 2× data", dataset: dataset2, double: true }, () =>
+      repeated(RAW_REPEAT, "(a) raw 2×", () => runRaw(tools, dataset2, serverPids)),
+    );
+    if (server) {
+      await attempt({ key: "b2x", label: "(b) lifeboat → radosgw, 2× data", dataset: dataset2, double: true, goal: true }, () =>
+        repeated(REPEAT, "(b) lifeboat → radosgw 2×", () => runLifeboat(tools, s3Config, "bench2x", s3Env, serverPids)),
+      );
+    }
+  }
+
+  await cleanup();
+  const text = report(ctx);
+  process.stdout.write(`\n${text}\n`);
+
+  const totalSeconds = (performance.now() - started) / 1000;
+  const json = {
+    startedAt: startedAt.toISOString(),
+    totalSeconds,
+    machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryMiB: Math.round(totalmem() / MIB), loadAverageAtStart: loadAtStart, loadAverageAtEnd: loadavg() },
+    versions,
+    settings: { sizeMiB: SIZE_MB, double: DOUBLE, peers: PEERS, repeat: REPEAT, rawRepeat: RAW_REPEAT, zstdLevel: ZSTD_LEVEL, sampleMs: SAMPLE_MS, peakRssSource: "max VmHWM of the lifeboat node process, polled from /proc" },
+    goals: { ratio: GOAL_RATIO, peakRssMiB: GOAL_RSS_MIB },
+    datasets: datasets.map(({ folder, ...d }) => ({ ...d, folder: relative(ROOT, folder) })),
+    radosgw: server ? { endpoint: server.endpoint, startSeconds: server.startSeconds } : null,
+    runs: runs.map(({ dataset: d, ...r }) => ({ ...r, dataset: d.name, sourceMiB: d.bytes / MIB })),
+    rssFlatAtDoubleData: ctx.rssFlat,
+    notes,
+  };
+  writeFileSync(join(DATA, "last-run.json"), `${JSON.stringify(json, null, 2)}\n`);
+  process.stdout.write(`\ntotal ${fixed(totalSeconds, 0)} s; results in ${relative(process.cwd(), join(DATA, "last-run.json")) || "last-run.json"}\n`);
+  return runs.some((r) => r.error) ? 1 : 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  async (error) => {
+    if (!interrupted) process.stderr.write(`bench: ${error?.stack ?? error}\n`);
+    await cleanup();
+    process.exitCode = interrupted ? 130 : 1;
+  },
+);
