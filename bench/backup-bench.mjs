@@ -459,6 +459,22 @@ function childrenOf(pid) {
   return out;
 }
 
+/** pid → {comm, ticks} for every process on the machine. */
+function allProcessTicks() {
+  const out = new Map();
+  let pids;
+  try {
+    pids = readdirSync("/proc").filter((n) => /^\d+$/.test(n));
+  } catch {
+    return out;
+  }
+  for (const p of pids) {
+    const stat = readStat(`/proc/${p}/stat`);
+    if (stat) out.set(Number(p), stat);
+  }
+  return out;
+}
+
 /** Busy and total CPU ticks of the whole machine (/proc/stat). */
 function machineTicks() {
   try {
@@ -485,6 +501,7 @@ class Sampler {
     this.server0 = {};
     for (const [name, pid] of Object.entries(serverPids)) this.server0[name] = readStat(`/proc/${pid}/stat`)?.ticks;
     this.machine0 = machineTicks();
+    this.all0 = allProcessTicks();
     this.self0 = process.cpuUsage();
     this.tick();
     this.timer = setInterval(() => this.tick(), SAMPLE_MS);
@@ -500,6 +517,8 @@ class Sampler {
       const stat = readStat(`/proc/${pid}/stat`);
       if (!stat) continue;
       const entry = this.procs.get(pid) ?? { comm: stat.comm, ticks: 0, mainTicks: undefined, hwmKiB: undefined };
+      // A child seen between fork and exec still has its parent's name: keep the latest.
+      entry.comm = stat.comm;
       entry.ticks = stat.ticks;
       if (stat.comm === "node") {
         const hwm = readHwmKiB(pid);
@@ -538,6 +557,21 @@ class Sampler {
     }
     const benchSelf = (self.user + self.system) / 1e6;
     const busy = machine1 && this.machine0 ? (machine1.busy - this.machine0.busy) / CLK_TCK : undefined;
+    // Who else used the CPU meanwhile (processes alive at both ends of the run).
+    const mine = new Set([...this.procs.keys(), ...Object.values(this.serverPids), process.pid]);
+    const others = {};
+    for (const [pid, end] of allProcessTicks()) {
+      const start = this.all0.get(pid);
+      if (mine.has(pid) || !start || start.comm !== end.comm) continue;
+      const secs = (end.ticks - start.ticks) / CLK_TCK;
+      if (secs > 0) others[end.comm] = (others[end.comm] ?? 0) + secs;
+    }
+    const topOthers = Object.fromEntries(
+      Object.entries(others)
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 5)
+        .map(([k, v]) => [k, Math.round(v * 100) / 100]),
+    );
     return {
       cpuSeconds: cpu,
       nodeMainThreadSeconds: nodeMain,
@@ -545,6 +579,8 @@ class Sampler {
       benchProcessSeconds: benchSelf,
       machineBusySeconds: busy,
       otherProcessesSeconds: busy === undefined ? undefined : Math.max(0, busy - ours - benchSelf),
+      /** The biggest of those (kernel threads included; softirq time belongs to nobody). */
+      otherTopSeconds: topOthers,
       peakRssKiB,
     };
   }
@@ -876,7 +912,15 @@ function describeCpu(run) {
       return `${name} ${fixed(secs, 1)} s (${fixed((100 * secs) / wall, 0)}%${main})`;
     });
   for (const [name, secs] of Object.entries(s.serverCpuSeconds ?? {})) if (secs >= 0.05) parts.push(`${name} ${fixed(secs, 1)} s (${fixed((100 * secs) / wall, 0)}%)`);
-  const machine = s.machineBusySeconds === undefined ? "" : `; machine busy ${fixed(s.machineBusySeconds, 1)} of ${fixed(wall * cpus().length, 1)} CPU-s, other processes ${fixed(s.otherProcessesSeconds, 1)} s`;
+  const top = Object.entries(s.otherTopSeconds ?? {})
+    .filter(([, secs]) => secs >= 0.1)
+    .slice(0, 3)
+    .map(([name, secs]) => `${name} ${fixed(secs, 1)}`)
+    .join(", ");
+  const machine =
+    s.machineBusySeconds === undefined
+      ? ""
+      : `; machine busy ${fixed(s.machineBusySeconds, 1)} of ${fixed(wall * cpus().length, 1)} CPU-s, other ${fixed(s.otherProcessesSeconds, 1)} s${top ? ` (${top})` : ""}`;
   return `${parts.join(", ")}${machine}`;
 }
 
@@ -933,6 +977,11 @@ function report(ctx) {
   lines.push("");
   lines.push("CPU seconds during each run (% of wall time; 100% = one core saturated):");
   for (const r of runs) if (!r.error) lines.push(`  ${r.label}: ${describeCpu(r)}`);
+  const busyRuns = runs.filter((r) => r.samples?.otherProcessesSeconds !== undefined && r.samples.otherProcessesSeconds / (r.wallSeconds * cpus().length) > 0.1);
+  if (busyRuns.length) {
+    const worst = Math.max(...busyRuns.map((r) => r.samples.otherProcessesSeconds / (r.wallSeconds * cpus().length)));
+    ctx.notes.push(`other processes used up to ${fixed(100 * worst, 0)}% of the machine during ${busyRuns.map((r) => r.key).join(", ")}: those timings are skewed; rerun on a quiet machine (or BENCH_REPEAT=3)`);
+  }
   const failures = runs.filter((r) => r.error);
   if (failures.length) {
     lines.push("");
@@ -956,7 +1005,6 @@ async function main() {
   mkdirSync(DATA, { recursive: true });
   const { tools, versions } = detectTools();
   const notes = [];
-  if (loadAtStart[0] > 0.5 * cpus().length) notes.push(`load average ${loadAtStart[0].toFixed(2)} at start on ${cpus().length} CPUs: other work on this machine skews the timings (see "other processes" above)`);
   if (!tools.time) notes.push("GNU time not found: peak RSS comes from polling /proc/PID/status VmHWM only");
 
   const dataset = ensureDataset(SIZE_MB);

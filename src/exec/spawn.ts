@@ -192,5 +192,10 @@ export function toolInput(stdin: Writable, options: { afterClose: "discard" | "f
       stdin.once("close", () => callback());
       stdin.end();
     },
+    destroy(error, callback) {
+      // Upstream failed: close the tool's input so it sees EOF and exits instead of waiting forever.
+      if (!closed) stdin.destroy();
+      callback(error);
+    },
   });
 }

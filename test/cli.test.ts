@@ -1,0 +1,224 @@
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { ListMultipartUploadsCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { generateIdentity } from "../src/pipeline/age/index.js";
+import { createTestBucket, rawS3Client, s3Servers, type S3ServerInfo } from "./setup/s3-servers.js";
+import { makeTree, tempDir } from "./support/builders.js";
+import { snapshot } from "./support/tree.js";
+
+/**
+ * The built CLI, run as a user would: a child process with argv, reading a
+ * real lifeboat.yaml, talking to the real radosgw started by the test setup.
+ */
+const CLI = resolve("dist/cli/main.js");
+
+interface Run {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+function lifeboat(args: string[], options: { env?: Record<string, string>; cwd?: string; onSpawn?: (child: ReturnType<typeof spawn>) => void } = {}): Promise<Run> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], {
+      cwd: options.cwd,
+      env: { ...process.env, LIFEBOAT_LOG_LEVEL: "info", ...options.env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("error", reject);
+    child.on("close", (code, signal) => resolvePromise({ code, signal, stdout, stderr }));
+    options.onSpawn?.(child);
+  });
+}
+
+const key = generateIdentity();
+
+describe("lifeboat CLI", () => {
+  let server: S3ServerInfo;
+  let bucket: string;
+  let work: string;
+  let tree: string;
+  let env: Record<string, string>;
+  let config: string;
+
+  beforeAll(async () => {
+    expect(existsSync(CLI), "run `npm run build` first (npm test does)").toBe(true);
+    server = s3Servers().find((s) => s.name === "radosgw")!;
+    bucket = await createTestBucket(server, "cli");
+    work = tempDir("lifeboat-cli-");
+    tree = makeTree(work);
+    writeFileSync(join(work, "identity.txt"), `${key.identity}\n`, { mode: 0o600 });
+    writeFileSync(
+      join(work, "slow-source.mjs"),
+      // Writes 1 MiB of random data every 20 ms until killed: a long upload.
+      `import { randomBytes } from "node:crypto";\nsetInterval(() => process.stdout.write(randomBytes(1 << 20)), 20);\n`,
+    );
+    env = { TEST_S3_KEY: server.accessKeyId, TEST_S3_SECRET: server.secretAccessKey };
+    config = join(work, "lifeboat.yaml");
+    writeFileSync(
+      config,
+      `storage:
+  offsite:
+    type: s3
+    endpoint: ${server.endpoint}
+    region: ${server.region}
+    bucket: ${bucket}
+    prefix: cli/
+    forcePathStyle: true
+    partSizeMiB: 5
+    credentials:
+      accessKeyId: \${env:TEST_S3_KEY}
+      secretAccessKey: \${env:TEST_S3_SECRET}
+encryption:
+  recipients: [${key.recipient}]
+  identity: \${file:./identity.txt}
+jobs:
+  tree:
+    source: { type: files, paths: [./tree], exclude: ["*.tmp"] }
+    rpo: 1h
+  slow:
+    source: { type: command, command: [${JSON.stringify(process.execPath)}, ./slow-source.mjs] }
+  missing:
+    source: { type: files, paths: [./does-not-exist] }
+`,
+    );
+  });
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+  const run = (args: string[], extra: Parameters<typeof lifeboat>[1] = {}) => lifeboat(["-c", config, ...args], { env, cwd: work, ...extra });
+
+  async function bucketKeys(prefix: string): Promise<string[]> {
+    const page = await rawS3Client(server).send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
+    return (page.Contents ?? []).map((o) => o.Key!);
+  }
+
+  it("validates a good config with exit 0", async () => {
+    const result = await run(["validate"]);
+    expect(result.stdout).toContain("ok (3 jobs, 1 storage)");
+    expect(result.code).toBe(0);
+  });
+
+  it("reports every config problem as file:line:col with exit 2", async () => {
+    const bad = join(work, "bad.yaml");
+    writeFileSync(bad, "jobs:\n  x:\n    source: { type: files, paths: [a] }\n    retension: 3\n    compression: lz4\n");
+    const result = await lifeboat(["-c", bad, "validate"]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(`${bad}:4:5: unknown key "retension" in job "x"; expected one of: source, storage,`);
+    expect(result.stderr).toContain(`${bad}:5:18: compression in job "x" must be one of: zstd, gzip, none; got "lz4" [schema]`);
+    expect(result.stderr).toContain("2 problems");
+  });
+
+  it("backs up, lists, verifies and restores a folder through S3, with machine-readable output", async () => {
+    const backup = await run(["--json", "backup", "tree"]);
+    expect(backup.code, backup.stderr).toBe(0);
+    const [made] = JSON.parse(backup.stdout) as Array<{ id: string; sizeBytes: number }>;
+
+    const list = await run(["--json", "list"]);
+    expect(list.code).toBe(0);
+    const rows = JSON.parse(list.stdout) as Array<Record<string, unknown>>;
+    expect(rows).toContainEqual(
+      expect.objectContaining({ id: made!.id, job: "tree", sizeBytes: made!.sizeBytes, status: "succeeded", withinRpo: true, consistentAt: expect.any(String) }),
+    );
+
+    const verify = await run(["verify", "tree"]);
+    expect(verify.code, verify.stderr).toBe(0);
+    expect(verify.stdout).toContain(`ok tree ${made!.id}: size, SHA-256, decryption`);
+
+    const restore = await run(["restore", "tree", "--to", "restored"]);
+    expect(restore.code, restore.stderr).toBe(0);
+    expect(snapshot(join(work, "restored", "tree"))).toEqual(snapshot(tree, { exclude: /\.tmp$/ }));
+
+    const again = await run(["restore", "tree", "--to", "restored"]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toContain("is not empty");
+    expect(again.stderr).toContain("hint: restore into a new folder, or pass --force");
+  });
+
+  it("exits 1 when verification finds corrupt data", async () => {
+    const backup = await run(["--json", "backup", "tree"]);
+    const [made] = JSON.parse(backup.stdout) as Array<{ id: string }>;
+    const { PutObjectCommand } = await import("@aws-sdk/client-s3");
+    await rawS3Client(server).send(new PutObjectCommand({ Bucket: bucket, Key: `cli/tree/${made!.id}/data.tar.zst.age`, Body: Buffer.from("not the backup") }));
+    const verify = await run(["verify", "tree", "--id", made!.id]);
+    expect(verify.code).toBe(1);
+    expect(verify.stderr).toMatch(/has 14 bytes in the store; the manifest says \d+/);
+  });
+
+  it("exits 3 when a source fails, 2 for an unknown job, and never prints secrets", async () => {
+    const missing = await run(["backup", "missing", "--verbose"]);
+    expect(missing.code).toBe(3);
+    expect(missing.stderr).toContain('does-not-exist" does not exist (backing up job "missing")');
+
+    const unknown = await run(["backup", "nope"]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('unknown job "nope"; expected one of: tree, slow, missing');
+
+    const wrongSecret = await run(["backup", "tree", "--verbose"], { env: { ...env, TEST_S3_SECRET: "wrong-secret-value-1234" } });
+    expect(wrongSecret.code).toBe(2);
+    expect(wrongSecret.stderr).toContain("access denied");
+    for (const output of [missing, unknown, wrongSecret]) {
+      expect(output.stderr + output.stdout).not.toContain(server.secretAccessKey);
+      expect(output.stderr + output.stdout).not.toContain("wrong-secret-value-1234");
+      expect(output.stderr + output.stdout).not.toContain(key.identity);
+    }
+  });
+
+  it("refuses to restore an archive entry that escapes the target, naming it, and writes nothing", async () => {
+    const evilRoot = join(work, "evil");
+    mkdirSync(evilRoot);
+    writeFileSync(join(evilRoot, "fine.txt"), "fine");
+    symlinkSync("/etc", join(evilRoot, "escape"));
+    const evilConfig = join(work, "evil.yaml");
+    writeFileSync(evilConfig, readFileSync(config, "utf8").replace("paths: [./tree]", "paths: [./evil]").replace("prefix: cli/", "prefix: evil/"));
+    const backup = await lifeboat(["-c", evilConfig, "backup", "tree"], { env, cwd: work });
+    expect(backup.code, backup.stderr).toBe(0);
+    const restore = await lifeboat(["-c", evilConfig, "restore", "tree", "--to", "evil-restored"], { env, cwd: work });
+    expect(restore.code, restore.stdout + restore.stderr).toBe(1);
+    expect(restore.stderr).toContain('refusing to restore "evil/escape"');
+    expect(existsSync(join(work, "evil-restored"))).toBe(false);
+  });
+
+  it("on SIGINT mid-upload: exits 130, aborts the multipart upload and leaves no backup", async () => {
+    let child: ReturnType<typeof spawn> | undefined;
+    const running = run(["backup", "slow"], { onSpawn: (c) => (child = c) });
+    await waitFor(async () => (await bucketKeys("cli/slow/")).length > 0 || (await multipartUploads("cli/slow/")) > 0);
+    child!.kill("SIGINT");
+    const result = await running;
+    expect(result.code).toBe(130);
+    expect(await bucketKeys("cli/slow/")).toEqual([]);
+    expect(await multipartUploads("cli/slow/")).toBe(0);
+  });
+
+  it("after SIGKILL mid-upload: no manifest is written and list does not show the backup", async () => {
+    let child: ReturnType<typeof spawn> | undefined;
+    const running = run(["backup", "slow"], { onSpawn: (c) => (child = c) });
+    await waitFor(async () => (await multipartUploads("cli/slow/")) > 0);
+    child!.kill("SIGKILL");
+    const result = await running;
+    expect(result.signal).toBe("SIGKILL");
+    expect((await bucketKeys("cli/slow/")).filter((k) => k.endsWith("manifest.json"))).toEqual([]);
+    const list = await run(["--json", "list", "slow"]);
+    expect(JSON.parse(list.stdout)).toEqual([]);
+  });
+
+  async function multipartUploads(prefix: string): Promise<number> {
+    const result = await rawS3Client(server).send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix }));
+    return (result.Uploads ?? []).length;
+  }
+});
+
+async function waitFor(condition: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await condition()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error("condition not met in time");
+}
