@@ -5,7 +5,7 @@
 // See bench/README.md. Plain Node ESM, no dependencies beyond the project's.
 //
 //   npm run bench                      # builds, then runs this file
-//   BENCH_SIZE_MB=256 BENCH_DOUBLE=1 node bench/backup-bench.mjs
+//   BENCH_SIZE_MB=256 BENCH_DOUBLE=0 BENCH_REPEAT=1 node bench/backup-bench.mjs
 //
 // Every child process is spawned with an argv array (no shell). Pipelines
 // (tar | zstd | …) are wired in Node by handing one child's stdout pipe to the
@@ -42,11 +42,11 @@ const RADOSGW_SH = join(ROOT, "test", "servers", "radosgw.sh");
 
 const MIB = 1024 * 1024;
 const SIZE_MB = envInt("BENCH_SIZE_MB", 512);
-const DOUBLE = envFlag("BENCH_DOUBLE", false);
+/** Also run (a) and (b) at twice the data, to show that RSS does not grow with it. */
+const DOUBLE = envFlag("BENCH_DOUBLE", true);
 const PEERS = envFlag("BENCH_PEERS", true);
-const REPEAT = envInt("BENCH_REPEAT", 1);
-/** The raw limit is cheap: always take the median of at least 3 runs. */
-const RAW_REPEAT = Math.max(3, REPEAT);
+/** Runs of (a), (b) and (c) (the median is reported); peers and the 2× lifeboat run go once. */
+const REPEAT = envInt("BENCH_REPEAT", 3);
 
 const GOAL_RATIO = 1.15;
 const GOAL_RSS_MIB = 200;
@@ -810,17 +810,44 @@ async function objectSize(server, bucket, key) {
 const tarArgv = (tools, dataset) => [tools.tar, "-cf", "-", "-C", DATA, dataset.name];
 const zstdArgv = (tools) => [tools.zstd, `-${ZSTD_LEVEL}`, "-c"];
 
-/** Runs `once` `times` times; the result is the run with the median wall time, plus all wall times. */
-async function repeated(times, label, once) {
-  const results = [];
-  for (let i = 0; i < times; i++) {
-    const r = await once(i);
-    log(`${label}${times > 1 ? ` #${i + 1}` : ""}: ${fixed(r.wallSeconds)} s${r.peakRssMiB ? `, peak RSS ${fixed(r.peakRssMiB, 0)} MiB` : ""}`);
-    results.push(r);
+/**
+ * Runs the kinds in rounds, (a) (b) (c) (a) (b) (c) …, so that a burst of load
+ * from elsewhere on the machine hits every kind alike rather than one of them.
+ * A kind with `rounds: 1` only runs in the first round. Each kind reports its
+ * median wall time (and the /proc samples of that run) and its highest RSS.
+ */
+async function measure(kinds, rounds) {
+  const results = new Map(kinds.map((k) => [k, []]));
+  const errors = new Map();
+  for (let round = 0; round < rounds; round++) {
+    for (const kind of kinds) {
+      if (errors.has(kind) || round >= (kind.rounds ?? rounds)) continue;
+      try {
+        const r = await kind.once(round);
+        const n = Math.min(rounds, kind.rounds ?? rounds);
+        log(`${kind.label}${n > 1 ? ` #${round + 1}` : ""}: ${fixed(r.wallSeconds)} s${r.peakRssMiB ? `, peak RSS ${fixed(r.peakRssMiB, 0)} MiB` : ""}`);
+        results.get(kind).push(r);
+      } catch (error) {
+        if (interrupted) throw error;
+        errors.set(kind, error.message);
+        log(`${kind.label} failed:\n${error.message}`);
+      }
+    }
   }
-  const sorted = [...results].sort((a, b) => a.wallSeconds - b.wallSeconds);
-  const chosen = sorted[Math.floor((sorted.length - 1) / 2)];
-  return { ...chosen, wallSeconds: median(results.map((r) => r.wallSeconds)), allWallSeconds: results.map((r) => r.wallSeconds), peakRssMiB: maxOf(results.map((r) => r.peakRssMiB)) };
+  return kinds.map(({ once, rounds: _rounds, ...spec }) => {
+    const list = results.get(kinds.find((k) => k.key === spec.key));
+    const error = errors.get(kinds.find((k) => k.key === spec.key));
+    if (error || list.length === 0) return { ...spec, error: error ?? "no result" };
+    const sorted = [...list].sort((x, y) => x.wallSeconds - y.wallSeconds);
+    const chosen = sorted[Math.floor((sorted.length - 1) / 2)];
+    return {
+      ...spec,
+      ...chosen,
+      wallSeconds: median(list.map((r) => r.wallSeconds)),
+      allWallSeconds: list.map((r) => r.wallSeconds),
+      peakRssMiB: maxOf(list.map((r) => r.peakRssMiB)),
+    };
+  });
 }
 
 function maxOf(values) {
@@ -980,7 +1007,7 @@ function report(ctx) {
   const busyRuns = runs.filter((r) => r.samples?.otherProcessesSeconds !== undefined && r.samples.otherProcessesSeconds / (r.wallSeconds * cpus().length) > 0.1);
   if (busyRuns.length) {
     const worst = Math.max(...busyRuns.map((r) => r.samples.otherProcessesSeconds / (r.wallSeconds * cpus().length)));
-    ctx.notes.push(`other processes used up to ${fixed(100 * worst, 0)}% of the machine during ${busyRuns.map((r) => r.key).join(", ")}: those timings are skewed; rerun on a quiet machine (or BENCH_REPEAT=3)`);
+    ctx.notes.push(`other processes used up to ${fixed(100 * worst, 0)}% of the machine during ${busyRuns.map((r) => r.key).join(", ")}: those timings are skewed; rerun on a quiet machine (or raise BENCH_REPEAT)`);
   }
   const failures = runs.filter((r) => r.error);
   if (failures.length) {
@@ -1016,18 +1043,6 @@ async function main() {
 
   const runs = [];
   const ctx = { dataset, runs, notes, loadAtStart };
-  const attempt = async (spec, fn) => {
-    const entry = { ...spec };
-    runs.push(entry);
-    try {
-      Object.assign(entry, await fn());
-    } catch (error) {
-      if (interrupted) throw error;
-      entry.error = error.message;
-      log(`${spec.label} failed:\n${error.message}`);
-    }
-    return entry;
-  };
 
   let server;
   try {
@@ -1044,22 +1059,20 @@ async function main() {
   const s3Env = server ? { ...process.env, BENCH_S3_ACCESS_KEY: server.accessKeyId, BENCH_S3_SECRET_KEY: server.secretAccessKey, NO_PROXY: "127.0.0.1,localhost", no_proxy: "127.0.0.1,localhost" } : undefined;
   const s3Config = server ? writeS3Config(server.endpoint, datasets) : undefined;
 
-  // Warm the page cache (and the binaries) so that no run pays for cold reads.
-  log("warm-up: one untimed tar | zstd pass");
-  await runRaw(tools, dataset, {});
-
-  ctx.raw = await attempt({ key: "a", label: "(a) raw tar | zstd -3", dataset }, () => repeated(RAW_REPEAT, "(a) raw", () => runRaw(tools, dataset, serverPids)));
-  if (server) {
-    await attempt({ key: "b", label: "(b) lifeboat → radosgw", dataset, goal: true }, () =>
-      repeated(REPEAT, "(b) lifeboat → radosgw", () => runLifeboat(tools, s3Config, "bench", s3Env, serverPids)),
-    );
-  }
-  await attempt({ key: "c", label: "(c) lifeboat → filesystem", dataset, goal: true }, () =>
-    repeated(REPEAT, "(c) lifeboat → filesystem", () => {
-      rmSync(join(DATA, "store"), { recursive: true, force: true });
-      return runLifeboat(tools, fsConfig, "bench", process.env, serverPids);
-    }),
-  );
+  const kinds = [
+    { key: "a", label: "(a) raw tar | zstd -3", dataset, once: () => runRaw(tools, dataset, serverPids) },
+    ...(server ? [{ key: "b", label: "(b) lifeboat → radosgw", dataset, goal: true, once: () => runLifeboat(tools, s3Config, "bench", s3Env, serverPids) }] : []),
+    {
+      key: "c",
+      label: "(c) lifeboat → filesystem",
+      dataset,
+      goal: true,
+      once: () => {
+        rmSync(join(DATA, "store"), { recursive: true, force: true });
+        return runLifeboat(tools, fsConfig, "bench", process.env, serverPids);
+      },
+    },
+  ];
   if (server && PEERS) {
     const peerEnv = { ...s3Env, AWS_ACCESS_KEY_ID: server.accessKeyId, AWS_SECRET_ACCESS_KEY: server.secretAccessKey, AWS_DEFAULT_REGION: "us-east-1" };
     // rclone's S3 client refuses to start when AWS_CA_BUNDLE is set and its
@@ -1067,7 +1080,7 @@ async function main() {
     delete peerEnv.AWS_CA_BUNDLE;
     if (tools.restic) {
       const resticEnv = { ...peerEnv, RESTIC_PASSWORD: randomBytes(16).toString("hex") };
-      await attempt({ key: "restic", label: "restic backup --stdin → radosgw", dataset }, () => repeated(REPEAT, "restic", (i) => runRestic(tools, server, dataset, resticEnv, i)));
+      kinds.push({ key: "restic", label: "restic backup --stdin → radosgw", dataset, rounds: 1, once: (i) => runRestic(tools, server, dataset, resticEnv, i) });
     } else notes.push("restic not installed: skipped");
     if (tools.rclone) {
       const rcloneEnv = {
@@ -1078,20 +1091,27 @@ async function main() {
         RCLONE_CONFIG_BENCH_ACCESS_KEY_ID: server.accessKeyId,
         RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY: server.secretAccessKey,
       };
-      await attempt({ key: "rclone", label: "tar | zstd -3 | rclone rcat → radosgw", dataset }, () => repeated(REPEAT, "rclone", (i) => runRclone(tools, server, dataset, rcloneEnv, i)));
+      kinds.push({ key: "rclone", label: "tar | zstd -3 | rclone rcat → radosgw", dataset, rounds: 1, once: (i) => runRclone(tools, server, dataset, rcloneEnv, i) });
     } else notes.push("rclone not installed: skipped");
   }
+
+  // Warm the page cache (and the binaries) so that no run pays for cold reads.
+  log("warm-up: one untimed tar | zstd pass");
+  await runRaw(tools, dataset, {});
+  runs.push(...(await measure(kinds, REPEAT)));
+  ctx.raw = runs.find((r) => r.key === "a");
+
   if (dataset2) {
     log(`2× data: warm-up pass over ${dataset2.name}`);
     await runRaw(tools, dataset2, {});
-    ctx.raw2 = await attempt({ key: "a2x", label: "(a) raw tar | zstd -3, 2× data", dataset: dataset2, double: true }, () =>
-      repeated(RAW_REPEAT, "(a) raw 2×", () => runRaw(tools, dataset2, serverPids)),
-    );
-    if (server) {
-      await attempt({ key: "b2x", label: "(b) lifeboat → radosgw, 2× data", dataset: dataset2, double: true, goal: true }, () =>
-        repeated(REPEAT, "(b) lifeboat → radosgw 2×", () => runLifeboat(tools, s3Config, "bench2x", s3Env, serverPids)),
-      );
-    }
+    const kinds2 = [
+      { key: "a2x", label: "(a) raw tar | zstd -3, 2× data", dataset: dataset2, double: true, once: () => runRaw(tools, dataset2, serverPids) },
+      ...(server
+        ? [{ key: "b2x", label: "(b) lifeboat → radosgw, 2× data", dataset: dataset2, double: true, goal: true, rounds: 1, once: () => runLifeboat(tools, s3Config, "bench2x", s3Env, serverPids) }]
+        : []),
+    ];
+    runs.push(...(await measure(kinds2, REPEAT)));
+    ctx.raw2 = runs.find((r) => r.key === "a2x");
   }
 
   await cleanup();
@@ -1104,7 +1124,7 @@ async function main() {
     totalSeconds,
     machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryMiB: Math.round(totalmem() / MIB), loadAverageAtStart: loadAtStart, loadAverageAtEnd: loadavg() },
     versions,
-    settings: { sizeMiB: SIZE_MB, double: DOUBLE, peers: PEERS, repeat: REPEAT, rawRepeat: RAW_REPEAT, zstdLevel: ZSTD_LEVEL, sampleMs: SAMPLE_MS, peakRssSource: "max VmHWM of the lifeboat node process, polled from /proc" },
+    settings: { sizeMiB: SIZE_MB, double: DOUBLE, peers: PEERS, repeat: REPEAT, zstdLevel: ZSTD_LEVEL, sampleMs: SAMPLE_MS, peakRssSource: "max VmHWM of the lifeboat node process, polled from /proc" },
     goals: { ratio: GOAL_RATIO, peakRssMiB: GOAL_RSS_MIB },
     datasets: datasets.map(({ folder, ...d }) => ({ ...d, folder: relative(ROOT, folder) })),
     radosgw: server ? { endpoint: server.endpoint, startSeconds: server.startSeconds } : null,

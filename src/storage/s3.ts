@@ -65,6 +65,9 @@ class S3Store implements ObjectStore {
     this.description = `s3 storage "${options.name}" (bucket "${options.bucket}"${options.endpoint ? ` at ${stripUserInfo(options.endpoint)}` : ""})`;
     this.partSizeBytes = options.partSizeMiB * 1024 * 1024;
     this.log = (options.log ?? silentLogger).child({ storage: options.name });
+    // The SDK warns on Node 20 that *future* SDK releases will need Node 22. Lifeboat pins its
+    // SDK and supports Node >= 20.19, so the warning would only be noise on every command.
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
     const checksum = options.checksum === "when-supported" ? "WHEN_SUPPORTED" : "WHEN_REQUIRED";
     this.client = new S3Client({
       region: options.region,
