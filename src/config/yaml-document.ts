@@ -34,7 +34,13 @@ export function parseYaml(file: string, text: string): ParsedYaml {
     diagnostics.push({ file, ...at(offset, length), message, rule, severity });
 
   for (const error of doc.errors) {
-    report(error.pos[0], error.pos[1] - error.pos[0], yamlMessage(error.message), "syntax");
+    const [start, end] = error.pos;
+    if (error.code === "DUPLICATE_KEY") {
+      const key = /^[^:\n]*/.exec(text.slice(start))?.[0]?.trim() ?? "";
+      report(start, Math.max(key.length, 1), `duplicate key ${JSON.stringify(key.replace(/^["']|["']$/g, ""))}; a key may appear only once in a mapping`, "syntax");
+    } else {
+      report(start, end - start, yamlMessage(error.message), "syntax");
+    }
   }
   for (const warning of doc.warnings) {
     report(warning.pos[0], warning.pos[1] - warning.pos[0], yamlMessage(warning.message), "syntax", "warning");
