@@ -61,7 +61,14 @@ export async function runBackup(request: BackupRequest): Promise<BackupResult> {
   const written: string[] = [];
   let sourceBytes = 0;
   let storedBytes = 0;
-  const progress = () => request.events?.progress?.({ job: job.name, sourceBytes, storedBytes });
+  // A reporter that throws must never break the backup it reports on.
+  const progress = () => {
+    try {
+      request.events?.progress?.({ job: job.name, sourceBytes, storedBytes });
+    } catch (error) {
+      log.warn({ err: (error as Error).message }, "progress reporter failed");
+    }
+  };
 
   try {
     const [toolVersion, dump] = await Promise.all([

@@ -29,13 +29,19 @@ export class ProgressBar {
       const filled = Math.round(ratio * width);
       line = `${this.label} [${"#".repeat(filled)}${"-".repeat(width - filled)}] ${Math.round(ratio * 100)}% ${formatBytes(bytes)}/${formatBytes(totalBytes)} ${rate}`;
     }
-    const columns = process.stderr.columns ?? 80;
-    process.stderr.write(`\r${line.slice(0, columns - 1).padEnd(Math.min(columns - 1, 100))}`);
+    const width = lineWidth();
+    process.stderr.write(`\r${line.slice(0, width).padEnd(width)}`);
     this.drawn = true;
   }
 
   done(): void {
-    if (this.enabled && this.drawn) process.stderr.write(`\r${" ".repeat(Math.min((process.stderr.columns ?? 80) - 1, 100))}\r`);
+    if (this.enabled && this.drawn) process.stderr.write(`\r${" ".repeat(lineWidth())}\r`);
     this.drawn = false;
   }
+}
+
+/** Usable width of the terminal line; some terminals report 0 columns. */
+function lineWidth(): number {
+  const columns = process.stderr.columns;
+  return Math.max(20, Math.min((columns && columns > 1 ? columns : 80) - 1, 100));
 }

@@ -55,7 +55,14 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreResult
     await readBackupObject(store, layout, manifest, data, (decoded) => prepared.write(decoded), {
       identities: request.identities,
       signal,
-      onStoredBytes: (storedBytes) => request.events?.progress?.({ storedBytes, totalBytes: data.sizeBytes }),
+      onStoredBytes: (storedBytes) => {
+        // A reporter that throws must never break the restore it reports on.
+        try {
+          request.events?.progress?.({ storedBytes, totalBytes: data.sizeBytes });
+        } catch (error) {
+          log.warn({ err: (error as Error).message }, "progress reporter failed");
+        }
+      },
     });
   } catch (error) {
     await prepared.discard().catch((e: unknown) => log.warn({ err: (e as Error).message }, "could not remove the staging area"));

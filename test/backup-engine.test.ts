@@ -1,0 +1,43 @@
+import { rmSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { runBackup } from "../src/backup/run-backup.js";
+import { listBackups } from "../src/catalog/catalog.js";
+import { Layout } from "../src/storage/layout.js";
+import { openFilesystemStore } from "../src/storage/filesystem.js";
+import { commandJob, tempDir } from "./support/builders.js";
+
+describe("the backup engine", () => {
+  const dir = tempDir();
+  const store = openFilesystemStore({ path: join(dir, "store") });
+  const layout = new Layout("");
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("keeps going when a progress reporter throws", async () => {
+    const job = commandJob(["head", "-c", "3000000", "/dev/urandom"], undefined, { name: "reporter", encrypt: false });
+    let calls = 0;
+    const { manifest } = await runBackup({
+      job,
+      store,
+      layout,
+      recipients: [],
+      events: {
+        progress: () => {
+          calls++;
+          throw new Error("terminal went away");
+        },
+      },
+    });
+    expect(calls).toBeGreaterThan(0);
+    expect(manifest.objects[0]!.sourceBytes).toBe(3_000_000);
+    expect((await listBackups(store, layout, "reporter")).map((e) => e.id)).toEqual([manifest.id]);
+  });
+
+  it("records the time the dump started as consistentAt, from the injected clock", async () => {
+    const clock = new Date("2026-03-01T12:00:00Z");
+    const job = commandJob(["echo", "x"], undefined, { name: "clock", encrypt: false });
+    const { manifest } = await runBackup({ job, store, layout, recipients: [], now: () => clock });
+    expect(manifest.consistentAt).toBe("2026-03-01T12:00:00.000Z");
+    expect(manifest.id).toMatch(/^20260301T120000Z-[0-9a-f]{4}$/);
+  });
+});
