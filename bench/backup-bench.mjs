@@ -45,7 +45,7 @@ const SIZE_MB = envInt("BENCH_SIZE_MB", 512);
 /** Also run (a) and (b) at twice the data, to show that RSS does not grow with it. */
 const DOUBLE = envFlag("BENCH_DOUBLE", true);
 const PEERS = envFlag("BENCH_PEERS", true);
-/** Runs of (a), (b) and (c) (the median is reported); peers and the 2× lifeboat run go once. */
+/** Runs of (a), (b) and (c), interleaved (the fastest counts); peers and the 2× lifeboat run go once. */
 const REPEAT = envInt("BENCH_REPEAT", 3);
 
 const GOAL_RATIO = 1.15;
@@ -746,6 +746,17 @@ function jobYaml(name, folder) {
 `;
 }
 
+let scratch;
+/** A temp folder for this run, removed at the end (also on failure or Ctrl-C). */
+function scratchDir() {
+  if (!scratch) {
+    const dir = mkdtempSync(join(tmpdir(), "lifeboat-bench-"));
+    scratch = dir;
+    onCleanup(() => rmSync(dir, { recursive: true, force: true }));
+  }
+  return scratch;
+}
+
 // --- radosgw ----------------------------------------------------------------------
 
 async function startRadosgw(bash) {
@@ -896,7 +907,7 @@ async function runLifeboat(tools, config, job, env, serverPids) {
 
 async function runRestic(tools, server, dataset, env, i) {
   const repo = `s3:${server.endpoint}/${BUCKET_RESTIC}/${dataset.name}-${i}`;
-  const cache = mkdtempSync(join(tmpdir(), "lifeboat-bench-restic-cache-"));
+  const cache = mkdtempSync(join(scratchDir(), "restic-cache-"));
   try {
     const base = [tools.restic, "-r", repo, "--cache-dir", cache];
     await runPipeline([{ argv: [...base, "init"] }], { env, captureStdout: true, what: "restic init" });

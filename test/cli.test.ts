@@ -170,6 +170,34 @@ jobs:
     }
   });
 
+  it("probes each storage and reports what a lenient store lacks", async () => {
+    const lenient = s3Servers().find((s) => s.name === "s3rver")!;
+    const lenientBucket = await createTestBucket(lenient, "probe");
+    const probeConfig = join(work, "probe.yaml");
+    writeFileSync(
+      probeConfig,
+      readFileSync(config, "utf8").replace(
+        "encryption:",
+        `  lenient:
+    type: s3
+    endpoint: ${lenient.endpoint}
+    bucket: ${lenientBucket}
+    forcePathStyle: true
+    credentials: { accessKeyId: "\${env:LENIENT_KEY}", secretAccessKey: "\${env:LENIENT_SECRET}" }
+encryption:`,
+      ).replace(/^(  (tree|slow|missing):\n)/gm, "$1    storage: offsite\n"),
+    );
+    const probeEnv = { ...env, LENIENT_KEY: lenient.accessKeyId, LENIENT_SECRET: lenient.secretAccessKey };
+    const result = await lifeboat(["-c", probeConfig, "--json", "probe"], { env: probeEnv, cwd: work });
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    expect(JSON.parse(result.stdout)).toEqual([
+      expect.objectContaining({ storage: "offsite", kind: "s3", reachable: true, conditionalWrites: true, multipartAbort: true }),
+      expect.objectContaining({ storage: "lenient", kind: "s3", reachable: true, conditionalWrites: false, multipartAbort: false }),
+    ]);
+    const table = await lifeboat(["-c", probeConfig, "probe", "lenient"], { env: probeEnv, cwd: work });
+    expect(table.stdout).toContain("no (If-None-Match is ignored");
+  });
+
   it("refuses to restore an archive entry that escapes the target, naming it, and writes nothing", async () => {
     const evilRoot = join(work, "evil");
     mkdirSync(evilRoot);

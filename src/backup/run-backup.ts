@@ -5,7 +5,7 @@ import { newBackupId } from "../model/backup-id.js";
 import { LifeboatError, isAbortError } from "../model/errors.js";
 import type { BackupJob } from "../model/job.js";
 import { MANIFEST_VERSION, checkManifest, type Manifest } from "../model/manifest.js";
-import { encodeChain } from "../pipeline/codec-chain.js";
+import { encodeChain, settleAll } from "../pipeline/codec-chain.js";
 import type { Layout } from "../storage/layout.js";
 import type { ObjectStore } from "../storage/store.js";
 import { sourceKind } from "../sources/registry.js";
@@ -94,13 +94,12 @@ export async function runBackup(request: BackupRequest): Promise<BackupResult> {
     written.push(key);
 
     const stored = store.put(key, chain.output, signal ? { signal } : {});
-    stored.catch((error: unknown) => chain.output.destroy(error instanceof Error ? error : new Error(String(error))));
-    const [, , dumpResult] = await Promise.all([chain.done, stored, dump.done]).catch(async (error: unknown) => {
-      // Let every stage wind down before cleaning up, so the first cause is reported.
-      await Promise.allSettled([chain.done, stored, dump.done]);
-      throw error;
-    });
+    // If the store gives up, stop the chain (and through it the source tool).
+    stored.catch(() => chain.output.destroy());
+    // Every stage winds down before we go on; the most telling failure is reported.
+    await settleAll(stored, [chain.done, dump.done]);
     const { sizeBytes } = await stored;
+    const dumpResult = await dump.done;
 
     if (sizeBytes !== chain.storedTap.sizeBytes) {
       throw new LifeboatError(

@@ -2,7 +2,7 @@ import { Writable, type Readable } from "node:stream";
 import { LifeboatError } from "../model/errors.js";
 import type { Manifest, ManifestObject } from "../model/manifest.js";
 import type { AgeIdentity } from "../pipeline/age/index.js";
-import { decodeChain } from "../pipeline/codec-chain.js";
+import { decodeChain, settleAll } from "../pipeline/codec-chain.js";
 import type { Layout } from "../storage/layout.js";
 import type { ObjectStore } from "../storage/store.js";
 
@@ -47,19 +47,19 @@ export async function readBackupObject(
     onStoredBytes: options.onStoredBytes,
   });
   const consumed = consume(chain.output);
-  consumed.catch((error: unknown) => chain.output.destroy(error instanceof Error ? error : new Error(String(error))));
-  const results = await Promise.allSettled([chain.done, consumed]);
+  // If the consumer gives up, stop reading (and stop the decoding tools).
+  consumed.catch(() => chain.output.destroy());
+  const [read] = await Promise.allSettled([chain.done, consumed]);
   // Wrong bytes explain every later failure (bad decryption, a broken archive): check them first.
   const { sizeBytes } = chain.storedTap;
-  const fullyRead = results[0].status === "fulfilled";
-  if (fullyRead && (sizeBytes !== object.sizeBytes || chain.storedTap.sha256() !== object.sha256)) {
+  if (read.status === "fulfilled" && (sizeBytes !== object.sizeBytes || chain.storedTap.sha256() !== object.sha256)) {
     throw new LifeboatError(
       "VERIFY_HASH_MISMATCH",
       `${where} is corrupt: read ${sizeBytes} bytes with SHA-256 ${chain.storedTap.sha256()}, the manifest says ${object.sizeBytes} bytes with SHA-256 ${object.sha256}`,
       { kind: "verification", details: { key: object.key, expectedSha256: object.sha256, actualSha256: chain.storedTap.sha256() } },
     );
   }
-  for (const r of results) if (r.status === "rejected") throw r.reason;
+  await settleAll(chain.done, [consumed]);
 }
 
 /** A sink that discards what it reads (for verification). */

@@ -6,6 +6,7 @@ import type { Command } from "./command.js";
 import { backupCommand } from "./commands/backup.js";
 import { keygenCommand } from "./commands/keygen.js";
 import { listCommand } from "./commands/list.js";
+import { probeCommand } from "./commands/probe.js";
 import { restoreCommand } from "./commands/restore.js";
 import { schemaCommand } from "./commands/schema.js";
 import { validateCommand } from "./commands/validate.js";
@@ -13,7 +14,7 @@ import { verifyCommand } from "./commands/verify.js";
 import { createContext } from "./context.js";
 import { EXIT, createOutput, exitCodeFor, reportError } from "./output.js";
 
-const COMMANDS: Command[] = [validateCommand, backupCommand, listCommand, verifyCommand, restoreCommand, schemaCommand, keygenCommand];
+const COMMANDS: Command[] = [validateCommand, backupCommand, listCommand, verifyCommand, restoreCommand, probeCommand, schemaCommand, keygenCommand];
 
 const GLOBAL_OPTIONS = {
   config: { type: "string", short: "c" },
@@ -107,11 +108,23 @@ function findCommand(argv: string[]): number | undefined {
   return undefined;
 }
 
+let finished = false;
+// If the event loop empties while the command is still pending, a stream or a
+// tool never completed: that is a bug, and it must never look like success.
+process.on("beforeExit", () => {
+  if (finished) return;
+  finished = true;
+  process.stderr.write("internal error: lifeboat stopped before the command finished (a stream or tool never completed)\n");
+  process.exitCode = EXIT.run;
+});
+
 main(process.argv.slice(2)).then(
   (code) => {
+    finished = true;
     process.exitCode = code;
   },
   (error: unknown) => {
+    finished = true;
     process.stderr.write(`internal error: ${(error as Error)?.stack ?? String(error)}\n`);
     process.exitCode = EXIT.run;
   },

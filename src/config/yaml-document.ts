@@ -10,6 +10,7 @@ import type { Diagnostic } from "./diagnostics.js";
  */
 export const MAX_CONFIG_BYTES = 1024 * 1024;
 const MAX_ALIAS_COUNT = 100;
+const MAX_SYNTAX_ERRORS = 3;
 const FORBIDDEN_KEYS = new Set(["__proto__", "constructor", "prototype"]);
 
 export type Path = ReadonlyArray<string | number>;
@@ -33,14 +34,23 @@ export function parseYaml(file: string, text: string): ParsedYaml {
   const report = (offset: number, length: number, message: string, rule: Diagnostic["rule"], severity: Diagnostic["severity"] = "error") =>
     diagnostics.push({ file, ...at(offset, length), message, rule, severity });
 
-  for (const error of doc.errors) {
+  // After the first few syntax errors the rest are nearly always its echoes.
+  const shownErrors = doc.errors.slice(0, MAX_SYNTAX_ERRORS);
+  for (const error of shownErrors) {
     const [start, end] = error.pos;
     if (error.code === "DUPLICATE_KEY") {
       const key = /^[^:\n]*/.exec(text.slice(start))?.[0]?.trim() ?? "";
       report(start, Math.max(key.length, 1), `duplicate key ${JSON.stringify(key.replace(/^["']|["']$/g, ""))}; a key may appear only once in a mapping`, "syntax");
     } else {
-      report(start, end - start, yamlMessage(error.message), "syntax");
+      const line = text.slice(text.lastIndexOf("\n", start) + 1, text.indexOf("\n", start) === -1 ? undefined : text.indexOf("\n", start));
+      const hint = /[{[][^}\]]*\$\{/.test(line) ? ' (inside { } or [ ], quote values that contain ${…}: "${env:NAME}")' : "";
+      report(start, end - start, `${yamlMessage(error.message)}${hint}`, "syntax");
     }
+  }
+  if (doc.errors.length > shownErrors.length) {
+    const last = shownErrors[shownErrors.length - 1]!;
+    const more = doc.errors.length - shownErrors.length;
+    report(Math.max(last.pos[1], last.pos[0] + 1), 1, `${more} more syntax error${more === 1 ? "" : "s"} follow; fix the first ones and run again`, "syntax");
   }
   for (const warning of doc.warnings) {
     report(warning.pos[0], warning.pos[1] - warning.pos[0], yamlMessage(warning.message), "syntax", "warning");

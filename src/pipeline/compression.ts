@@ -35,6 +35,15 @@ export function decompressStage(kind: Exclude<CompressionKind, "none">, context:
 function toolStage(argv: string[], context: string, signal?: AbortSignal): Stage {
   const tool = startTool({ argv, context, stdin: "pipe", stdout: "pipe", ...(signal ? { signal } : {}) });
   const stream = Duplex.from({ writable: tool.stdin!, readable: tool.stdout! });
+  // Destroying the wrapper does not close the child's pipes: without this a
+  // tool whose reader went away blocks forever on a full pipe.
+  stream.on("close", () => {
+    tool.stdin!.destroy();
+    tool.stdout!.destroy();
+  });
+  // Node's Duplex.from() emits an AbortError even on a plain destroy(). Failures
+  // reach callers through the pipeline and `done`; an unheard event must not crash.
+  stream.on("error", () => {});
   const done: Promise<ToolExit> = tool.done;
   return { stream, done };
 }
