@@ -24,8 +24,8 @@ export interface CommandContext {
   signal: AbortSignal;
   options: GlobalOptions;
   loadConfig(): LifeboatConfig;
-  storeFor(job: BackupJob): { store: ObjectStore; layout: Layout };
-  storeNamed(name: string): { store: ObjectStore; layout: Layout };
+  storeFor(job: BackupJob): Promise<{ store: ObjectStore; layout: Layout }>;
+  storeNamed(name: string): Promise<{ store: ObjectStore; layout: Layout }>;
   identities(): AgeIdentity[];
   job(name: string): BackupJob;
 }
@@ -49,7 +49,7 @@ export function createContext(options: GlobalOptions, output: Output, signal: Ab
       }
       return config;
     },
-    storeNamed(name) {
+    async storeNamed(name) {
       const cfg = context.loadConfig();
       const storage = cfg.storage[name];
       if (!storage) {
@@ -57,7 +57,7 @@ export function createContext(options: GlobalOptions, output: Output, signal: Ab
       }
       let entry = stores.get(name);
       if (!entry) {
-        entry = { store: openStore(name, storage, log), layout: new Layout(storage.prefix) };
+        entry = { store: await openStore(name, storage, log), layout: new Layout(storage.prefix) };
         stores.set(name, entry);
       }
       return entry;

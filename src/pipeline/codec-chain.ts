@@ -30,7 +30,7 @@ export interface EncodeOptions {
 
 export interface EncodeChain {
   output: Readable;
-  /** Counts the source bytes (before compression). */
+  /** Counts the source bytes (before compression); does not hash them. */
   sourceTap: HashTap;
   /** Counts and hashes the stored bytes. */
   storedTap: HashTap;
@@ -42,7 +42,7 @@ export interface EncodeChain {
 }
 
 export function encodeChain(source: Readable, options: EncodeOptions): EncodeChain {
-  const sourceTap = new HashTap(options.onSourceBytes);
+  const sourceTap = new HashTap(options.onSourceBytes, { hash: false });
   const storedTap = new HashTap(options.onStoredBytes);
   const stages: Array<Readable | Transform | Stage["stream"]> = [source, sourceTap];
   const tools: Promise<unknown>[] = [];

@@ -84,9 +84,11 @@ class S3Store implements ObjectStore {
 
   async put(key: string, body: Readable, options: PutOptions = {}): Promise<{ sizeBytes: number }> {
     assertValidKey(key);
-    const parts = cutIntoParts(body, this.partSizeBytes);
+    // The part being filled, the parts in flight, and one read ahead.
+    const pool = new PartPool(this.partSizeBytes, this.options.concurrency + 2);
+    const parts = cutIntoParts(body, pool);
     const first = await parts.next();
-    const firstPart = first.done ? Buffer.alloc(0) : first.value;
+    const firstPart = first.done ? Buffer.alloc(0) : first.value.bytes;
     const second = first.done ? { done: true as const, value: undefined } : await parts.next();
     let sizeBytes: number;
     if (second.done) {
@@ -99,7 +101,7 @@ class S3Store implements ObjectStore {
         }), o));
       sizeBytes = firstPart.length;
     } else {
-      sizeBytes = await this.putMultipart(key, firstPart, second.value, parts, options);
+      sizeBytes = await this.putMultipart(key, first.value!, second.value, parts, pool, options);
     }
     const stored = await this.head(key);
     if (!stored || stored.sizeBytes !== sizeBytes) {
@@ -114,9 +116,10 @@ class S3Store implements ObjectStore {
 
   private async putMultipart(
     key: string,
-    firstPart: Buffer,
-    secondPart: Buffer,
-    rest: AsyncGenerator<Buffer>,
+    firstPart: Part,
+    secondPart: Part,
+    rest: AsyncGenerator<Part>,
+    pool: PartPool,
     options: PutOptions,
   ): Promise<number> {
     const created = await this.call(`starting upload of "${key}"`, options.signal, (o) => this.client.send(new CreateMultipartUploadCommand({
@@ -132,7 +135,7 @@ class S3Store implements ObjectStore {
     let sizeBytes = 0;
     let partNumber = 0;
 
-    const upload = (part: Buffer) => {
+    const upload = ({ buffer, bytes: part }: Part) => {
       const number = ++partNumber;
       if (number > MAX_PARTS) {
         throw new LifeboatError("STORAGE_TOO_LARGE", `"${key}" needs more than ${MAX_PARTS} parts; raise partSizeMiB in storage "${this.options.name}"`, {
@@ -140,9 +143,18 @@ class S3Store implements ObjectStore {
         });
       }
       sizeBytes += part.length;
-      const task = this.call(`uploading part ${number} of "${key}"`, options.signal, (o) => this.client.send(new UploadPartCommand({ Bucket: this.options.bucket, Key: key, UploadId: uploadId, PartNumber: number, Body: part, ContentLength: part.length }), o)).then(
+      const command = new UploadPartCommand({
+        Bucket: this.options.bucket,
+        Key: key,
+        UploadId: uploadId,
+        PartNumber: number,
+        Body: part,
+        ContentLength: part.length,
+      });
+      const task = this.call(`uploading part ${number} of "${key}"`, options.signal, (o) => this.client.send(command, o)).then(
         (result) => {
           completed.push({ PartNumber: number, ETag: result.ETag });
+          pool.release(buffer);
         },
         (error) => {
           failure ??= error;
@@ -310,28 +322,68 @@ class S3Store implements ObjectStore {
   }
 }
 
+/** A part read from the stream: `bytes` is a view into a pooled `buffer`. */
+export interface Part {
+  buffer: Buffer;
+  bytes: Buffer;
+}
+
 /**
- * Cuts a stream into Buffers of exactly `partSize` bytes (the last one may be
- * shorter), copying each input chunk once into a preallocated part.
+ * A fixed set of part-sized buffers, reused for the whole upload: memory stays
+ * at `count × partSize` whatever the object size, and the garbage collector has
+ * nothing to chase. `acquire` waits while every buffer is in use.
  */
-export async function* cutIntoParts(body: Readable, partSize: number): AsyncGenerator<Buffer> {
-  let part = Buffer.allocUnsafe(partSize);
+export class PartPool {
+  private readonly free: Buffer[] = [];
+  private readonly waiting: Array<(buffer: Buffer) => void> = [];
+  private created = 0;
+
+  constructor(
+    readonly partSize: number,
+    private readonly count: number,
+  ) {}
+
+  async acquire(): Promise<Buffer> {
+    const reused = this.free.pop();
+    if (reused) return reused;
+    if (this.created < this.count) {
+      this.created++;
+      return Buffer.allocUnsafeSlow(this.partSize);
+    }
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  release(buffer: Buffer): void {
+    const next = this.waiting.shift();
+    if (next) next(buffer);
+    else this.free.push(buffer);
+  }
+}
+
+/**
+ * Cuts a stream into parts of exactly `pool.partSize` bytes (the last one may
+ * be shorter), copying each input chunk once into a pooled buffer. The
+ * consumer releases each part's buffer when it is done with it.
+ */
+export async function* cutIntoParts(body: Readable, pool: PartPool): AsyncGenerator<Part> {
+  let buffer = await pool.acquire();
   let filled = 0;
   for await (const chunk of body as AsyncIterable<Buffer>) {
     let offset = 0;
     while (offset < chunk.length) {
-      const n = Math.min(partSize - filled, chunk.length - offset);
-      chunk.copy(part, filled, offset, offset + n);
+      const n = Math.min(pool.partSize - filled, chunk.length - offset);
+      chunk.copy(buffer, filled, offset, offset + n);
       filled += n;
       offset += n;
-      if (filled === partSize) {
-        yield part;
-        part = Buffer.allocUnsafe(partSize);
+      if (filled === pool.partSize) {
+        yield { buffer, bytes: buffer };
+        buffer = await pool.acquire();
         filled = 0;
       }
     }
   }
-  if (filled > 0) yield part.subarray(0, filled);
+  if (filled > 0) yield { buffer, bytes: buffer.subarray(0, filled) };
+  else pool.release(buffer);
 }
 
 function describe(error: unknown): string {

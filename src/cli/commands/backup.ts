@@ -22,7 +22,7 @@ export const backupCommand: Command = {
     const results: unknown[] = [];
     let exitCode: number = EXIT.ok;
     for (const job of jobs) {
-      const { store, layout } = ctx.storeFor(job);
+      const { store, layout } = await ctx.storeFor(job);
       const bar = new ProgressBar(job.name);
       try {
         const { manifest, durationMs } = await runBackup({

@@ -16,7 +16,7 @@ export const listCommand: Command = {
     const storages = [...new Set(jobNames.map((n) => config.jobs[n]!.storage))];
     const entries: CatalogEntry[] = [];
     for (const storage of storages) {
-      const { store, layout } = ctx.storeNamed(storage);
+      const { store, layout } = await ctx.storeNamed(storage);
       const all = await listBackups(store, layout, positionals.length === 1 ? positionals[0] : undefined);
       entries.push(...all.filter((e) => jobNames.includes(e.job) && config.jobs[e.job]!.storage === storage));
     }

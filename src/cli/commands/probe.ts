@@ -12,7 +12,7 @@ export const probeCommand: Command = {
     const names = positionals.length ? positionals : Object.keys(config.storage);
     const rows = [];
     for (const name of names) {
-      const { store, layout } = ctx.storeNamed(name);
+      const { store, layout } = await ctx.storeNamed(name);
       const capabilities = await store.probe(layout.probePrefix());
       rows.push({ storage: name, kind: store.kind, description: store.description, reachable: true, ...capabilities });
     }

@@ -19,7 +19,7 @@ export const restoreCommand: Command = {
       if (Number.isNaN(at.getTime())) throw new LifeboatError("USAGE", `--at "${values.at}" is not a time; use ISO 8601, e.g. 2026-11-21T19:00:00Z`, { kind: "usage" });
     }
     const job = ctx.job(positionals[0]!);
-    const { store, layout } = ctx.storeFor(job);
+    const { store, layout } = await ctx.storeFor(job);
     const bar = new ProgressBar(`restore ${job.name}`);
     try {
       const result = await runRestore({

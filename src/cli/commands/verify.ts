@@ -21,7 +21,7 @@ export const verifyCommand: Command = {
     let failed = 0;
     let checked = 0;
     for (const name of jobNames) {
-      const { store, layout } = ctx.storeFor(config.jobs[name]!);
+      const { store, layout } = await ctx.storeFor(config.jobs[name]!);
       const entries = await listBackups(store, layout, name);
       let targets: Manifest[];
       const invalid = entries.filter((e) => !e.manifest && (values.all || values.id === e.id));
