@@ -1,11 +1,13 @@
-import { rmSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { runBackup } from "../src/backup/run-backup.js";
 import { listBackups } from "../src/catalog/catalog.js";
 import { Layout } from "../src/storage/layout.js";
 import { openFilesystemStore } from "../src/storage/filesystem.js";
-import { commandJob, tempDir } from "./support/builders.js";
+import { commandJob, filesJob, tempDir } from "./support/builders.js";
 
 describe("the backup engine", () => {
   const dir = tempDir();
@@ -39,5 +41,42 @@ describe("the backup engine", () => {
     const { manifest } = await runBackup({ job, store, layout, recipients: [], now: () => clock });
     expect(manifest.consistentAt).toBe("2026-03-01T12:00:00.000Z");
     expect(manifest.id).toMatch(/^20260301T120000Z-[0-9a-f]{4}$/);
+  });
+});
+
+describe("files backups piped straight into zstd", () => {
+  const dir = tempDir();
+  const store = openFilesystemStore({ path: join(dir, "store") });
+  const layout = new Layout("");
+  const tree = join(dir, "big-tree");
+  mkdirSync(tree);
+  for (let i = 0; i < 24; i++) writeFileSync(join(tree, `blob-${i}.bin`), randomBytes(4 * 1024 * 1024));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("records tar's own byte count as the source size", async () => {
+    const { manifest } = await runBackup({ job: filesJob([tree], { name: "piped", encrypt: false }), store, layout, recipients: [] });
+    expect(manifest.codec).toEqual(["tar", "zstd"]);
+    const { sourceBytes } = manifest.objects[0]!;
+    expect(sourceBytes % 512).toBe(0);
+    expect(sourceBytes).toBeGreaterThan(24 * 4 * 1024 * 1024);
+    expect(sourceBytes).toBeLessThan(24 * 4 * 1024 * 1024 + 64 * 1024);
+  });
+
+  it("stops tar and zstd and leaves nothing behind when interrupted", async () => {
+    const controller = new AbortController();
+    const running = runBackup({
+      job: filesJob([tree], { name: "interrupted", encrypt: false }),
+      store,
+      layout,
+      recipients: [],
+      signal: controller.signal,
+      events: { progress: ({ storedBytes }) => storedBytes > 1024 * 1024 && controller.abort() },
+    });
+    await expect(running).rejects.toMatchObject({ code: "INTERRUPTED", kind: "interrupted" });
+    const left: string[] = [];
+    for await (const o of store.list("interrupted/")) left.push(o.key);
+    expect(left).toEqual([]);
+    // No tar reading this tree is still running.
+    expect(spawnSync("pgrep", ["-f", tree]).stdout.toString().trim()).toBe("");
   });
 });

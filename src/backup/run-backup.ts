@@ -6,6 +6,7 @@ import { LifeboatError, isAbortError } from "../model/errors.js";
 import type { BackupJob } from "../model/job.js";
 import { MANIFEST_VERSION, checkManifest, type Manifest } from "../model/manifest.js";
 import { encodeChain, settleAll } from "../pipeline/codec-chain.js";
+import { zstdCompressTool } from "../pipeline/compression.js";
 import type { Layout } from "../storage/layout.js";
 import type { ObjectStore } from "../storage/store.js";
 import { sourceKind } from "../sources/registry.js";
@@ -71,12 +72,15 @@ export async function runBackup(request: BackupRequest): Promise<BackupResult> {
   };
 
   try {
+    // zstd can take the source tool's output straight from it, process to process.
+    const through = job.compression === "zstd" ? zstdCompressTool(job.compressionLevel, context, signal) : undefined;
     const [toolVersion, dump] = await Promise.all([
       source.toolVersion(job.source),
-      source.openDump(job.source, { job: job.name, signal, log, now }),
+      source.openDump(job.source, { job: job.name, signal, log, now }, { through }),
     ]);
     const chain = encodeChain(dump.stream, {
       compression: job.compression,
+      precompressed: dump.piped ? "zstd" : undefined,
       compressionLevel: job.compressionLevel,
       recipients,
       context,
@@ -100,6 +104,7 @@ export async function runBackup(request: BackupRequest): Promise<BackupResult> {
     await settleAll(stored, [chain.done, dump.done]);
     const { sizeBytes } = await stored;
     const dumpResult = await dump.done;
+    const dumpBytes = dumpResult.sizeBytes ?? chain.sourceTap.sizeBytes;
 
     if (sizeBytes !== chain.storedTap.sizeBytes) {
       throw new LifeboatError(
@@ -108,7 +113,7 @@ export async function runBackup(request: BackupRequest): Promise<BackupResult> {
         { kind: "run" },
       );
     }
-    if (chain.sourceTap.sizeBytes === 0 && !job.allowEmpty) {
+    if (dumpBytes === 0 && !job.allowEmpty) {
       throw new LifeboatError("BACKUP_EMPTY", `the source produced no data (${context})`, {
         kind: "run",
         hint: "check the source, or set allowEmpty: true on the job if empty backups are expected",
@@ -132,7 +137,7 @@ export async function runBackup(request: BackupRequest): Promise<BackupResult> {
           role: "data",
           sizeBytes,
           sha256: chain.storedTap.sha256(),
-          sourceBytes: chain.sourceTap.sizeBytes,
+          sourceBytes: dumpBytes,
         },
       ],
       encryption: recipients.length > 0 ? { format: "age-v1", recipients: [...recipients] } : null,
@@ -147,7 +152,7 @@ export async function runBackup(request: BackupRequest): Promise<BackupResult> {
     await store.put(manifestKey, Readable.from([Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`)]), { contentType: "application/json" });
 
     const durationMs = performance.now() - started;
-    log.info({ sizeBytes, sourceBytes: chain.sourceTap.sizeBytes, durationMs: Math.round(durationMs), status: manifest.status }, "backup stored");
+    log.info({ sizeBytes, sourceBytes: dumpBytes, durationMs: Math.round(durationMs), status: manifest.status }, "backup stored");
     return { manifest, durationMs };
   } catch (error) {
     await removeQuietly(store, written, log);

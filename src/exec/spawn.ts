@@ -19,8 +19,12 @@ export interface ToolSpec {
   cwd?: string;
   /** Wire stdin as a stream (`pipe`) or not at all (`ignore`). */
   stdin?: "pipe" | "ignore";
-  /** Wire stdout as a stream (`pipe`) or not at all (`ignore`). */
-  stdout?: "pipe" | "ignore";
+  /**
+   * Wire stdout as a stream (`pipe`), not at all (`ignore`), or straight into a
+   * writable that has a file descriptor (another tool's stdin): the bytes then
+   * never pass through Node.
+   */
+  stdout?: "pipe" | "ignore" | Writable;
   /** Exit codes that count as success (default: [0]). */
   okExitCodes?: readonly number[];
   /** Aborting terminates the tool (SIGTERM, then SIGKILL after 2 s). */
@@ -95,6 +99,25 @@ export function startTool(spec: ToolSpec): RunningTool {
   done.catch(() => {});
 
   return { stdin: child.stdin ?? null, stdout: child.stdout ?? null, done, pid: child.pid };
+}
+
+/**
+ * Starts `producer | consumer` with the producer's stdout handed to the
+ * consumer's stdin as a file descriptor, so the data flows between the two
+ * processes without passing through Node. The consumer's stdout is the
+ * chain's output.
+ */
+export function startToolChain(producer: ToolSpec, consumer: ToolSpec): { producer: RunningTool; consumer: RunningTool } {
+  const second = startTool({ ...consumer, stdin: "pipe", stdout: consumer.stdout ?? "pipe" });
+  let first: RunningTool;
+  try {
+    first = startTool({ ...producer, stdout: second.stdin! });
+  } finally {
+    // The producer holds the pipe's write end now; Node's copy must go, or the
+    // consumer would never see end-of-file.
+    second.stdin!.destroy();
+  }
+  return { producer: first, consumer: second };
 }
 
 /** Runs a tool to completion and returns its stdout as text (for version probes and small outputs). */

@@ -18,6 +18,11 @@ import { HashTap } from "./hash-tap.js";
  */
 export interface EncodeOptions {
   compression: CompressionKind;
+  /**
+   * The source stream is already compressed this way (the source piped itself
+   * through the compressor): record it in the codec, add no stage.
+   */
+  precompressed?: Exclude<CompressionKind, "none"> | undefined;
   compressionLevel?: number | undefined;
   /** age recipients; empty means no encryption. */
   recipients: readonly string[];
@@ -48,7 +53,10 @@ export function encodeChain(source: Readable, options: EncodeOptions): EncodeCha
   const tools: Promise<unknown>[] = [];
   const codec: Codec[] = [];
   const extension: string[] = [];
-  if (options.compression !== "none") {
+  if (options.precompressed) {
+    codec.push(options.precompressed);
+    extension.push(COMPRESSION_EXTENSION[options.precompressed]);
+  } else if (options.compression !== "none") {
     const stage = compressStage(options.compression, options.compressionLevel, options.context, options.signal);
     stages.push(stage.stream);
     tools.push(stage.done);

@@ -1,7 +1,7 @@
 import { Duplex } from "node:stream";
 import { createGunzip, createGzip } from "node:zlib";
 import type { CompressionKind } from "../model/job.js";
-import { startTool, type ToolExit } from "../exec/spawn.js";
+import { startTool, type ToolExit, type ToolSpec } from "../exec/spawn.js";
 
 /**
  * Compression stages. zstd runs as the real `zstd` binary (one process, one
@@ -21,7 +21,16 @@ export function compressStage(kind: Exclude<CompressionKind, "none">, level: num
     const stream = createGzip({ level: level ?? 6, chunkSize: 256 * 1024 });
     return { stream, done: Promise.resolve() };
   }
-  return toolStage(["zstd", `-${level ?? 3}`, "-q", "-c", "-"], `compressing (${context})`, signal);
+  const tool = zstdCompressTool(level, context, signal);
+  return toolStage([...tool.argv], tool.context, signal);
+}
+
+/**
+ * The zstd compressor as a tool, for sources that can pipe straight into it
+ * (`-T0`: one worker per core; the output is a standard zstd stream).
+ */
+export function zstdCompressTool(level: number | undefined, context: string, signal?: AbortSignal): ToolSpec {
+  return { argv: ["zstd", `-${level ?? 3}`, "-T0", "-q", "-c", "-"], context: `compressing (${context})`, ...(signal ? { signal } : {}) };
 }
 
 export function decompressStage(kind: Exclude<CompressionKind, "none">, context: string, signal?: AbortSignal): Stage {

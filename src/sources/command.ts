@@ -31,8 +31,11 @@ export const commandSource: SourceKind<CommandSource> = {
       stdout: "pipe",
       ...(context.signal ? { signal: context.signal } : {}),
     });
+    // Command output always passes through Node: its bytes are counted there
+    // (an empty dump must be noticed), so `through` is not used.
     return {
       stream: tool.stdout!,
+      piped: false,
       consistentAt: startedAt,
       done: tool.done.then(() => ({ status: "succeeded" as const, warnings: [] })),
     };

@@ -3,7 +3,7 @@ import { promises as fs } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { runTool, startTool, toolInput } from "../exec/spawn.js";
+import { runTool, startTool, startToolChain, toolInput, type ToolExit } from "../exec/spawn.js";
 import { LifeboatError } from "../model/errors.js";
 import type { FilesSource } from "../model/job.js";
 import type { SourceKind } from "./source.js";
@@ -34,7 +34,7 @@ export const filesSource: SourceKind<FilesSource> = {
     return tarVersion;
   },
 
-  async openDump(spec, context) {
+  async openDump(spec, context, options = {}) {
     for (const path of spec.paths) {
       const stat = await fs.lstat(path).catch(() => undefined);
       if (!stat) {
@@ -42,20 +42,21 @@ export const filesSource: SourceKind<FilesSource> = {
       }
     }
     const startedAt = context.now?.() ?? new Date();
-    const tool = startTool({
+    const tarSpec = {
       argv: argvWithMembers(spec),
       context: `backing up job "${context.job}"`,
-      stdout: "pipe",
       okExitCodes: [0, 1],
       ...(context.signal ? { signal: context.signal } : {}),
-    });
-    const done = tool.done.then(({ exitCode, stderrTail }) => {
-      const unreadable = stderrTail.split("\n").filter((l) => /Cannot (open|stat|read|readlink|savedir)/.test(l));
-      const warnings = [...unreadable.map((l) => l.replace(/^tar: /, ""))];
-      if (exitCode === 1) warnings.push("some files changed while they were read");
-      return { status: unreadable.length > 0 ? ("partial" as const) : ("succeeded" as const), warnings };
-    });
-    return { stream: tool.stdout!, consistentAt: startedAt, done };
+    };
+    if (options.through) {
+      // tar | zstd, process to process; tar --totals gives the byte count.
+      const { producer, consumer } = startToolChain(tarSpec, options.through);
+      const done = Promise.all([producer.done, consumer.done]).then(([tar]) => tarOutcome(tar));
+      done.catch(() => {});
+      return { stream: consumer.stdout!, piped: true, consistentAt: startedAt, done };
+    }
+    const tool = startTool({ ...tarSpec, stdout: "pipe" });
+    return { stream: tool.stdout!, piped: false, consistentAt: startedAt, done: tool.done.then(tarOutcome) };
   },
 
   async prepareRestore(_spec, target, context) {
@@ -118,9 +119,22 @@ export const filesSource: SourceKind<FilesSource> = {
   },
 };
 
+/** Status, warnings and byte count of a finished `tar --create --totals`. */
+function tarOutcome({ exitCode, stderrTail }: ToolExit) {
+  const lines = stderrTail.split("\n");
+  const unreadable = lines.filter((l) => /Cannot (open|stat|read|readlink|savedir)/.test(l));
+  const warnings = unreadable.map((l) => l.replace(/^tar: /, ""));
+  if (exitCode === 1) warnings.push("some files changed while they were read");
+  const totals = /^Total bytes written: (\d+)/m.exec(stderrTail);
+  if (!totals) {
+    throw new LifeboatError("SOURCE_TAR_TOTALS", "tar did not report how many bytes it wrote (GNU tar is required)", { kind: "run" });
+  }
+  return { status: unreadable.length > 0 ? ("partial" as const) : ("succeeded" as const), warnings, sizeBytes: Number(totals[1]) };
+}
+
 /** tar argv with each path as `-C <parent> <name>`, so it is stored under its base name. */
 function argvWithMembers(spec: FilesSource): string[] {
-  const argv = ["tar", "--create", "--file=-", "--format=posix", "--ignore-failed-read", "--warning=no-file-changed"];
+  const argv = ["tar", "--create", "--file=-", "--format=posix", "--totals", "--ignore-failed-read", "--warning=no-file-changed"];
   for (const pattern of spec.exclude) argv.push(`--exclude=${pattern}`);
   for (const path of spec.paths) {
     const name = basename(path);

@@ -2,6 +2,7 @@ import type { Readable } from "node:stream";
 import type { Logger } from "../log/logger.js";
 import type { BackupStatus, Codec } from "../model/manifest.js";
 import type { SourceSpec } from "../model/job.js";
+import type { ToolSpec } from "../exec/spawn.js";
 
 /**
  * One kind of thing Lifeboat backs up (files, command; databases later).
@@ -23,7 +24,7 @@ export interface SourceKind<S extends SourceSpec = SourceSpec> {
    * clearly not there. The caller consumes `stream`; `done` settles when the
    * producing tool exited, with the run's status and warnings.
    */
-  openDump(spec: S, context: SourceContext): Promise<Dump>;
+  openDump(spec: S, context: SourceContext, options?: DumpOptions): Promise<Dump>;
 
   /**
    * Checks a restore target before anything is downloaded: a non-empty target
@@ -40,11 +41,24 @@ export interface SourceContext {
   log: Logger;
 }
 
+export interface DumpOptions {
+  /**
+   * A tool (the compressor) the dump may be piped straight into, process to
+   * process, so its bytes never pass through Node. A source that produces its
+   * dump with a tool and can count its own bytes uses it.
+   */
+  through?: ToolSpec | undefined;
+}
+
 export interface Dump {
+  /** The dump, or `through`'s output when the source used it. */
   stream: Readable;
+  /** Whether `stream` already went through `DumpOptions.through`. */
+  piped: boolean;
   /** When the data was consistent; by default the moment the dump started. */
   consistentAt: Date;
-  done: Promise<{ status: BackupStatus; warnings: string[] }>;
+  /** `sizeBytes` is the dump's size when the source counted it itself (required when `piped`). */
+  done: Promise<{ status: BackupStatus; warnings: string[]; sizeBytes?: number | undefined }>;
 }
 
 export interface RestoreTarget {

@@ -23,7 +23,7 @@ export const backupCommand: Command = {
     let exitCode: number = EXIT.ok;
     for (const job of jobs) {
       const { store, layout } = await ctx.storeFor(job);
-      const bar = new ProgressBar(job.name);
+      const bar = new ProgressBar(`${job.name} stored`);
       try {
         const { manifest, durationMs } = await runBackup({
           job,
@@ -32,7 +32,7 @@ export const backupCommand: Command = {
           recipients: config.encryption.recipients,
           signal: ctx.signal,
           log: ctx.log,
-          events: { progress: ({ sourceBytes }) => bar.update(sourceBytes) },
+          events: { progress: ({ storedBytes }) => bar.update(storedBytes) },
         });
         bar.done();
         const object = manifest.objects[0]!;
