@@ -869,8 +869,8 @@ function maxOf(values) {
   return defined.length ? Math.max(...defined) : undefined;
 }
 
-async function runRaw(tools, dataset, serverPids) {
-  const r = await runPipeline([{ argv: tarArgv(tools, dataset) }, { argv: zstdArgv(tools) }], { serverPids, what: "raw tar | zstd" });
+async function runRaw(tools, dataset, serverPids, extraZstdArgs = []) {
+  const r = await runPipeline([{ argv: tarArgv(tools, dataset) }, { argv: [...zstdArgv(tools), ...extraZstdArgs] }], { serverPids, what: "raw tar | zstd" });
   return { wallSeconds: r.wallSeconds, samples: r.samples };
 }
 
@@ -999,6 +999,11 @@ function report(ctx) {
     ];
   });
   lines.push(table(["run", "wall s", "range (runs)", "MiB/s", "ratio vs raw", "peak RSS MiB", "stored MiB"], rows, [false, true, true, true, true, true, true]));
+  const rawT0 = runs.find((r) => r.key === "aT");
+  if (rawT0?.wallSeconds) {
+    const vsT0 = runs.filter((r) => r.goal && !r.double && r.wallSeconds).map((r) => `${r.label.split(" ")[0]} ${fixed(r.wallSeconds / rawT0.wallSeconds)}`);
+    lines.push(`ratios against the multi-threaded raw limit (a') (Lifeboat's zstd uses -T0 too): ${vsT0.join(", ")}`);
+  }
   lines.push(`wall s: fastest of the runs (load from elsewhere only adds time); MiB/s: source MiB / wall s; ratio: wall s / wall s of (a) on the same data`);
   lines.push("");
   lines.push(`goals: ratio ≤ ${GOAL_RATIO} (wall time vs the raw tar|zstd limit of the same data), peak RSS ≤ ${GOAL_RSS_MIB} MiB (lifeboat node process)`);
@@ -1077,6 +1082,8 @@ async function main() {
 
   const kinds = [
     { key: "a", label: "(a) raw tar | zstd -3", dataset, once: () => runRaw(tools, dataset, serverPids) },
+    // Lifeboat runs zstd with -T0 (every core): this row shows the multi-threaded raw limit too.
+    { key: "aT", label: "(a') raw tar | zstd -3 -T0", dataset, once: () => runRaw(tools, dataset, serverPids, ["-T0"]) },
     ...(server ? [{ key: "b", label: "(b) lifeboat → radosgw", dataset, goal: true, once: () => runLifeboat(tools, s3Config, "bench", s3Env, serverPids) }] : []),
     {
       key: "c",
