@@ -160,6 +160,17 @@ for (const candidate of storesUnderTest()) {
       expect(existsSync(target)).toBe(false);
     });
 
+    it("verifies an encrypted backup by size and SHA-256 alone when no identity is configured", async () => {
+      const job = filesJob([tree], { name: "no-identity" });
+      const { manifest } = await backup(job);
+      expect(await verifyBackup(store, layout, manifest, { identities: [] })).toMatchObject({ ok: true, decrypted: false });
+      const objectKey = layout.objectKey("no-identity", manifest.id, manifest.objects[0]!.key);
+      await store.put(objectKey, Readable.from([Buffer.alloc(manifest.objects[0]!.sizeBytes, 7)]));
+      const outcome = await verifyBackup(store, layout, manifest, { identities: [] });
+      expect(outcome).toMatchObject({ ok: false, decrypted: false });
+      expect(outcome.problems[0]!.code).toBe("VERIFY_HASH_MISMATCH");
+    });
+
     it("refuses a wrong key before anything is downloaded or written", async () => {
       const job = filesJob([tree], { name: "wrong-key" });
       await backup(job, [otherKey.recipient]);

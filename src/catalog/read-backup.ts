@@ -15,6 +15,8 @@ import type { ObjectStore } from "../storage/store.js";
  */
 export interface ReadOptions {
   identities: readonly AgeIdentity[];
+  /** false: only read and hash the stored bytes (no decryption or decompression). Default true. */
+  decode?: boolean;
   signal?: AbortSignal | undefined;
   onStoredBytes?: ((sizeBytes: number) => void) | undefined;
 }
@@ -40,7 +42,7 @@ export async function readBackupObject(
   }
   const stored = await store.get(key, options.signal ? { signal: options.signal } : {});
   const chain = decodeChain(stored, {
-    codec: manifest.codec,
+    codec: options.decode === false ? [] : manifest.codec,
     identities: options.identities,
     context: `reading ${where}`,
     signal: options.signal,

@@ -42,8 +42,7 @@ export async function verifyBackup(
   if (problems.length === 0) {
     for (const object of manifest.objects) {
       try {
-        const codec = decrypt ? manifest.codec : (["stream"] as Manifest["codec"]);
-        await readBackupObject(store, layout, { ...manifest, codec }, object, drain, { identities: options.identities, signal: options.signal });
+        await readBackupObject(store, layout, manifest, object, drain, { identities: options.identities, signal: options.signal, decode: decrypt });
       } catch (error) {
         if (options.signal?.aborted) throw error;
         if (!(error instanceof LifeboatError) || error.kind === "usage") throw error;

@@ -1,4 +1,4 @@
-import { checkConfig, configPath, loadConfig, type LifeboatConfig } from "../config/load.js";
+import { configPath, loadConfig, type LifeboatConfig } from "../config/load.js";
 import { createLogger, type Logger, type LogLevel } from "../log/logger.js";
 import { LifeboatError } from "../model/errors.js";
 import type { BackupJob } from "../model/job.js";
@@ -84,4 +84,3 @@ export function createContext(options: GlobalOptions, output: Output, signal: Ab
   return context;
 }
 
-export { checkConfig, configPath };

@@ -101,10 +101,6 @@ export function decodeChain(stored: Readable, options: DecodeOptions): DecodeCha
     }
   }
   const output = stages[stages.length - 1] as Readable;
-  if (stages.length === 2) {
-    // Nothing to undo: the tap is the output.
-    return { output: storedTap, storedTap, done: settleAll(pipeline(stored, storedTap), tools) };
-  }
   const done = settleAll(pipeline(stages as unknown as [Readable, ...Transform[]], options.signal ? { signal: options.signal } : {}), tools);
   return { output, storedTap, done };
 }

@@ -1,4 +1,4 @@
-import { checkConfig, configPath } from "../context.js";
+import { checkConfig, configPath } from "../../config/load.js";
 import { EXIT } from "../output.js";
 import type { Command } from "../command.js";
 
