@@ -47,6 +47,7 @@ export const S3StorageSchema = z
     partSizeMiB: z.number().int().min(5).max(5120).default(16).describe("multipart part size in MiB"),
     concurrency: z.number().int().min(1).max(16).default(4).describe("parts uploaded at once"),
     maxAttempts: z.number().int().min(1).max(20).default(5).describe("attempts per request, with jittered back-off"),
+    stallTimeout: duration.default("60s").describe("a connection with no progress for this long is dropped and the request retried"),
   })
   .describe("an S3-compatible bucket");
 

@@ -1,6 +1,7 @@
 import type { StorageConfig } from "../config/schema.js";
 import type { Logger } from "../log/logger.js";
 import { LifeboatError } from "../model/errors.js";
+import { parseDurationMs } from "../model/duration.js";
 import { openFilesystemStore } from "./filesystem.js";
 import type { ObjectStore } from "./store.js";
 
@@ -15,7 +16,7 @@ const STORAGE_KINDS: Record<StorageConfig["type"], Opener> = {
   s3: async (name, config, log) => {
     if (config.type !== "s3") throw new Error("unreachable");
     const { openS3Store } = await import("./s3.js");
-    return openS3Store({ name, ...config, log });
+    return openS3Store({ name, ...config, stallTimeoutMs: parseDurationMs(config.stallTimeout), log });
   },
   filesystem: async (_name, config) => {
     if (config.type !== "filesystem") throw new Error("unreachable");

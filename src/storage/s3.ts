@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { Readable } from "node:stream";
+import { PassThrough, Readable } from "node:stream";
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -78,7 +78,9 @@ class S3Store implements ObjectStore {
       retryMode: "standard",
       requestChecksumCalculation: checksum,
       responseChecksumValidation: checksum,
-      requestHandler: { connectionTimeout: 10_000, requestTimeout: options.stallTimeoutMs ?? 60_000 },
+      // socketTimeout is the no-progress watchdog (it also covers a body that stops mid-way);
+      // there is deliberately no total request timeout: parts and downloads may take long.
+      requestHandler: { connectionTimeout: 10_000, socketTimeout: options.stallTimeoutMs ?? 60_000 },
     });
   }
 
@@ -200,7 +202,12 @@ class S3Store implements ObjectStore {
     const result = await this.call(`reading "${key}"`, options.signal, (o) => this.client.send(new GetObjectCommand({ Bucket: this.options.bucket, Key: key }), o));
     const body = result.Body;
     if (!(body instanceof Readable)) throw new LifeboatError("STORAGE_ERROR", `the store returned no body for "${key}" (${this.description})`);
-    return body;
+    // Errors while the body streams (a stall, a reset) reach the reader as LifeboatErrors too.
+    const out = new PassThrough({ highWaterMark: 1024 * 1024 });
+    body.on("error", (error) => out.destroy(this.error(error, `reading "${key}"`)));
+    out.on("close", () => body.destroy());
+    body.pipe(out);
+    return out;
   }
 
   async head(key: string): Promise<ObjectInfo | undefined> {
@@ -311,6 +318,13 @@ class S3Store implements ObjectStore {
       });
     }
     const code = (error as NodeJS.ErrnoException).code;
+    if (name === "TimeoutError" && /inactivity/.test(text)) {
+      return new LifeboatError("STORAGE_STALLED", `the connection made no progress while ${doing} ${where}`, {
+        kind: "run",
+        hint: "check the network and the store, or raise stallTimeout for a slow link",
+        cause: error,
+      });
+    }
     if (code === "ECONNREFUSED" || code === "ENOTFOUND" || code === "EAI_AGAIN" || code === "ECONNRESET" || code === "ETIMEDOUT" || name === "TimeoutError") {
       return new LifeboatError("STORAGE_UNREACHABLE", `cannot reach the store while ${doing}: ${code ?? name} ${where}`, {
         kind: "run",
