@@ -3,11 +3,12 @@ import { basename, dirname, resolve } from "node:path";
 import { LifeboatError } from "../model/errors.js";
 import type { BackupJob, SourceSpec } from "../model/job.js";
 import { parseDurationMs } from "../model/duration.js";
+import { isValidName } from "../model/names.js";
 import { registerSecret } from "../log/redact.js";
 import { parseIdentities } from "../pipeline/age/keys.js";
 import { formatDiagnostics, sortDiagnostics, type Diagnostic } from "./diagnostics.js";
 import { resolveReferences } from "./references.js";
-import { ConfigSchema, SECRET_FIELDS, type RawConfig, type StorageConfig } from "./schema.js";
+import { ConfigSchema, EncryptionSchema, JobSchema, SECRET_FIELDS, StorageSchema, type RawConfig, type StorageConfig } from "./schema.js";
 import { describeIssues } from "./zod-issues.js";
 import { MAX_CONFIG_BYTES, parseYaml, type Path } from "./yaml-document.js";
 
@@ -104,6 +105,9 @@ export function checkConfig(file: string, env: NodeJS.ProcessEnv = process.env):
     for (const p of describeIssues(validated.error.issues, ConfigSchema, refs.data)) {
       if (!unresolved.has(p.path.join("."))) problem(p.path, p.message, "schema", { atKey: p.atKey });
     }
+    // Checks across fields still run on the well-formed parts, so every problem shows at once.
+    const partial = salvage(refs.data);
+    buildConfig(file, partial.data, raw, baseDir, problem, partial);
     return finish(undefined, text);
   }
   if (diagnostics.some((d) => d.severity === "error")) return finish(undefined, text);
@@ -117,14 +121,52 @@ export function checkConfig(file: string, env: NodeJS.ProcessEnv = process.env):
 
 type Report = (path: Path, message: string, rule: Diagnostic["rule"], options?: { atKey?: boolean; severity?: Diagnostic["severity"] }) => void;
 
-function buildConfig(file: string, data: RawConfig, raw: unknown, baseDir: string, problem: Report): LifeboatConfig {
+/**
+ * The well-formed entries of a config that failed its schema check. Names of
+ * malformed storage entries are kept, so that jobs naming them do not get an
+ * echo error; a malformed encryption section switches off checks that depend on it.
+ */
+interface Salvaged {
+  data: RawConfig;
+  declaredStorage: string[];
+  encryptionUsable: boolean;
+}
+
+function salvage(value: unknown): Salvaged {
+  const section = (key: string): Record<string, unknown> => {
+    const v = value && typeof value === "object" ? (value as Record<string, unknown>)[key] : undefined;
+    return v && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+  };
+  const wellFormed = <T>(entries: Record<string, unknown>, schema: { safeParse(v: unknown): { success: true; data: T } | { success: false } }) => {
+    const out: Record<string, T> = {};
+    for (const [name, entry] of Object.entries(entries)) {
+      const parsed = schema.safeParse(entry);
+      if (parsed.success && isValidName(name)) out[name] = parsed.data;
+    }
+    return out;
+  };
+  const rawEncryption = value && typeof value === "object" ? (value as Record<string, unknown>).encryption : undefined;
+  const encryption = rawEncryption === undefined ? undefined : EncryptionSchema.safeParse(rawEncryption);
+  return {
+    data: {
+      storage: wellFormed(section("storage"), StorageSchema),
+      jobs: wellFormed(section("jobs"), JobSchema),
+      ...(encryption?.success ? { encryption: encryption.data } : {}),
+    },
+    declaredStorage: Object.keys(section("storage")),
+    encryptionUsable: encryption === undefined || encryption.success,
+  };
+}
+
+function buildConfig(file: string, data: RawConfig, raw: unknown, baseDir: string, problem: Report, partial?: Salvaged): LifeboatConfig {
   const storage: Record<string, StorageConfig> = {};
   for (const [name, s] of Object.entries(data.storage)) {
     const prefix = normalizePrefix(s.prefix);
     if (prefix === undefined) problem(["storage", name, "prefix"], `prefix in storage "${name}" must not start with "/" or contain ".", ".." or empty segments`, "schema");
     storage[name] = s.type === "filesystem" ? { ...s, path: resolve(baseDir, s.path), prefix: prefix ?? "" } : { ...s, prefix: prefix ?? "" };
   }
-  if (Object.keys(storage).length === 0) {
+  const declared = partial?.declaredStorage ?? Object.keys(storage);
+  if (declared.length === 0) {
     storage[DEFAULT_STORAGE_NAME] = { type: "filesystem", path: resolve(baseDir, DEFAULT_STORAGE_PATH), prefix: "" };
   }
 
@@ -144,19 +186,19 @@ function buildConfig(file: string, data: RawConfig, raw: unknown, baseDir: strin
     problem(["encryption"], "encryption needs recipients (age1… public keys) or an identity to derive them from", "schema", { atKey: true });
   }
 
-  const storageNames = Object.keys(storage);
+  const storageNames = declared.length > 0 ? declared : Object.keys(storage);
   const jobs: Record<string, BackupJob> = {};
   for (const [name, job] of Object.entries(data.jobs)) {
     let storageName = job.storage;
     if (storageName === undefined) {
       if (storageNames.length === 1) storageName = storageNames[0]!;
       else problem(["jobs", name], `job "${name}" must name its storage; one of: ${storageNames.join(", ")}`, "schema", { atKey: true });
-    } else if (!storage[storageName]) {
+    } else if (!storageNames.includes(storageName)) {
       problem(["jobs", name, "storage"], `unknown storage "${storageName}" in job "${name}"; expected one of: ${storageNames.join(", ")}`, "schema");
     }
     const explicitEncrypt = hasKey(raw, ["jobs", name, "encrypt"]);
     const encrypt = recipients.length > 0 ? job.encrypt : false;
-    if (explicitEncrypt && job.encrypt && recipients.length === 0) {
+    if (explicitEncrypt && job.encrypt && recipients.length === 0 && (partial?.encryptionUsable ?? true)) {
       problem(["jobs", name, "encrypt"], `job "${name}" asks for encryption but no encryption.recipients are configured`, "schema");
     }
     if (job.compressionLevel !== undefined && job.compression === "gzip" && job.compressionLevel > 9) {
