@@ -171,6 +171,37 @@ for (const candidate of storesUnderTest()) {
       expect(outcome.problems[0]!.code).toBe("VERIFY_HASH_MISMATCH");
     });
 
+    it.each([
+      ["deleted", "VERIFY_MISSING_OBJECT", "is missing from the store"],
+      ["truncated", "VERIFY_SIZE_MISMATCH", "the manifest says"],
+    ] as const)("detects a %s object before restoring anything", async (damage, code, words) => {
+      const job = filesJob([tree], { name: `damaged-${damage}` });
+      const { manifest } = await backup(job);
+      const object = manifest.objects[0]!;
+      const objectKey = layout.objectKey(job.name, manifest.id, object.key);
+      if (damage === "deleted") await store.delete([objectKey]);
+      else {
+        const local = join(work, `${damage}.bin`);
+        await download(store, objectKey, local);
+        await store.put(objectKey, Readable.from([readFileSync(local).subarray(0, object.sizeBytes - 100)]));
+      }
+      const outcome = await verifyBackup(store, layout, manifest, { identities });
+      expect(outcome.problems).toEqual([expect.objectContaining({ code, message: expect.stringContaining(words) })]);
+      expect(outcome.problems[0]!.message).toContain(`object "${object.key}" of backup ${manifest.id}`);
+      const target = join(work, `restore-${damage}`);
+      await expect(runRestore({ job, store, layout, identities, selector: {}, target: { location: target, force: false } })).rejects.toMatchObject({ code });
+      expect(existsSync(target)).toBe(false);
+    });
+
+    it("fails a restore whose command exits non-zero, naming the command", async () => {
+      const job = commandJob(["echo", "data"], ["sh", "-c", "cat > /dev/null; echo 'import failed' >&2; exit 4"], { name: "failing-restore" });
+      await backup(job);
+      await expect(runRestore({ job, store, layout, identities, selector: {}, target: { location: undefined, force: false } })).rejects.toMatchObject({
+        code: "TOOL_FAILED",
+        message: expect.stringMatching(/sh failed with exit code 4 \(restoring job "failing-restore"\)[\s\S]*import failed/),
+      });
+    });
+
     it("refuses a wrong key before anything is downloaded or written", async () => {
       const job = filesJob([tree], { name: "wrong-key" });
       await backup(job, [otherKey.recipient]);

@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { ListMultipartUploadsCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -103,6 +103,26 @@ jobs:
     const result = await run(["validate"]);
     expect(result.stdout).toContain("ok (3 jobs, 1 storage)");
     expect(result.code).toBe(0);
+  });
+
+  it("prints the config's JSON Schema for editors", async () => {
+    const result = await lifeboat(["schema"]);
+    expect(result.code).toBe(0);
+    const schema = JSON.parse(result.stdout) as { $schema: string; properties: Record<string, unknown> };
+    expect(schema.$schema).toMatch(/json-schema/);
+    expect(Object.keys(schema.properties)).toEqual(["storage", "encryption", "jobs"]);
+  });
+
+  it("creates an age identity readable only by its owner, and never overwrites one", async () => {
+    const file = join(work, "keys", "new.key");
+    const made = await lifeboat(["keygen", "--output", file]);
+    expect(made.code).toBe(0);
+    const recipient = /public key: (age1\S+)/.exec(made.stdout)?.[1];
+    expect(readFileSync(file, "utf8")).toContain(`# public key: ${recipient}`);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    const again = await lifeboat(["keygen", "--output", file]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toContain("already exists; refusing to overwrite a key");
   });
 
   it("reports every config problem as file:line:col with exit 2", async () => {
