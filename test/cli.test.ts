@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { ListMultipartUploadsCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -216,6 +216,41 @@ encryption:`,
     ]);
     const table = await lifeboat(["-c", probeConfig, "probe", "lenient"], { env: probeEnv, cwd: work });
     expect(table.stdout).toContain("no (If-None-Match is ignored");
+  });
+
+  it("stores a partial backup when some files cannot be read, names them, and exits 3", async () => {
+    // Root reads everything, so the backup runs as an unprivileged user (as users' cron jobs do).
+    const asUser = process.getuid?.() === 0 ? ["runuser", "-u", "nobody", "--"] : [];
+    const root = tempDir("lifeboat-partial-");
+    chmodSync(root, 0o777);
+    mkdirSync(join(root, "data"));
+    writeFileSync(join(root, "data", "readable.txt"), "fine\n");
+    writeFileSync(join(root, "data", "secret.txt"), "no access\n");
+    chmodSync(join(root, "data", "secret.txt"), 0o000);
+    chmodSync(join(root, "data"), 0o755);
+    writeFileSync(join(root, "partial.yaml"), "storage:\n  local: { type: filesystem, path: ./store }\njobs:\n  data:\n    source: { type: files, paths: [./data] }\n");
+    chmodSync(join(root, "partial.yaml"), 0o644);
+    const result = await new Promise<Run>((done) => {
+      const child = spawn(asUser[0] ?? process.execPath, [...asUser.slice(1), ...(asUser.length ? [process.execPath] : []), CLI, "-c", join(root, "partial.yaml"), "--json", "backup", "data"], {
+        cwd: root,
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let stdout = "";
+      let stderr = "";
+      child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+      child.on("close", (code, signal) => done({ code, signal, stdout, stderr }));
+    });
+    try {
+      expect(result.code, result.stderr).toBe(3);
+      const [made] = JSON.parse(result.stdout) as Array<{ status: string; warnings: string[] }>;
+      expect(made!.status).toBe("partial");
+      expect(made!.warnings.join("\n")).toContain("data/secret.txt");
+      const list = await lifeboat(["-c", join(root, "partial.yaml"), "--json", "list"], { cwd: root });
+      expect(JSON.parse(list.stdout)).toEqual([expect.objectContaining({ job: "data", status: "partial" })]);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 
   it("refuses to restore an archive entry that escapes the target, naming it, and writes nothing", async () => {

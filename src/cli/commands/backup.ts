@@ -35,6 +35,8 @@ export const backupCommand: Command = {
           events: { progress: ({ storedBytes }) => bar.update(storedBytes) },
         });
         bar.done();
+        // Like restic: a partial backup is stored and listed, but scripts must notice it.
+        if (manifest.status === "partial") exitCode = Math.max(exitCode, EXIT.run);
         const object = manifest.objects[0]!;
         let verified: boolean | undefined;
         if (values.verify) {
