@@ -3,6 +3,8 @@ import { backupIdTime, isBackupId, newBackupId } from "../src/model/backup-id.js
 import { formatDuration, parseDurationMs } from "../src/model/duration.js";
 import { checkManifest, type Manifest } from "../src/model/manifest.js";
 import { isValidName } from "../src/model/names.js";
+import { LifeboatError } from "../src/model/errors.js";
+import { settleAll } from "../src/model/settle.js";
 import { formatBytes } from "../src/model/size.js";
 
 describe("durations", () => {
@@ -89,5 +91,33 @@ describe("manifests", () => {
     const result = checkManifest({ ...good, ...change }, expected);
     expect(result.ok).toBe(false);
     expect(!result.ok && result.problems.join("\n")).toContain(problem);
+  });
+});
+
+describe("settling concurrent steps", () => {
+  const toolFailed = new LifeboatError("TOOL_FAILED", "tar failed with exit code 2");
+  const interrupted = new LifeboatError("INTERRUPTED", "interrupted", { kind: "interrupted" });
+  const sigpipe = new LifeboatError("TOOL_KILLED", "zstd was killed by SIGPIPE", { details: { signal: "SIGPIPE" } });
+  const streamError = new Error("Premature close");
+
+  it("resolves when every step succeeded", async () => {
+    await expect(settleAll(Promise.resolve(1), [Promise.resolve(2)])).resolves.toBeUndefined();
+  });
+
+  it.each([
+    ["a tool's own error over the echo it caused in a neighbour", [sigpipe, toolFailed], toolFailed],
+    ["a tool's own error over a generic stream error", [streamError, toolFailed], toolFailed],
+    ["an interruption over a generic stream error", [streamError, interrupted], interrupted],
+    ["a generic stream error over a SIGPIPE echo", [sigpipe, streamError], streamError],
+  ])("reports %s", async (_label, errors, expected) => {
+    const [first, ...others] = errors.map((e) => Promise.reject(e));
+    await expect(settleAll(first!, others)).rejects.toBe(expected);
+  });
+
+  it("waits for the slowest step before reporting", async () => {
+    let finished = false;
+    const slow = new Promise((resolve) => setTimeout(() => resolve((finished = true)), 30));
+    await expect(settleAll(Promise.reject(toolFailed), [slow])).rejects.toBe(toolFailed);
+    expect(finished).toBe(true);
   });
 });

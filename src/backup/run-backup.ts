@@ -5,7 +5,8 @@ import { newBackupId } from "../model/backup-id.js";
 import { LifeboatError, isAbortError } from "../model/errors.js";
 import type { BackupJob } from "../model/job.js";
 import { MANIFEST_VERSION, checkManifest, type Manifest } from "../model/manifest.js";
-import { encodeChain, settleAll } from "../pipeline/codec-chain.js";
+import { encodeChain } from "../pipeline/codec-chain.js";
+import { settleAll } from "../model/settle.js";
 import { zstdCompressTool } from "../pipeline/compression.js";
 import type { Layout } from "../storage/layout.js";
 import type { ObjectStore } from "../storage/store.js";
@@ -34,6 +35,11 @@ export interface BackupRequest {
 /** What a backup reports while it runs; the CLI renders these (engines never print). */
 export interface BackupEvents {
   start?(info: { job: string; id: string }): void;
+  /**
+   * `storedBytes`: bytes written to storage so far. `sourceBytes`: bytes read from
+   * the source so far, when they pass through Lifeboat (0 when the source pipes
+   * straight into the compressor; the manifest still records the exact size).
+   */
   progress?(info: { job: string; sourceBytes: number; storedBytes: number }): void;
 }
 
@@ -85,9 +91,12 @@ export async function runBackup(request: BackupRequest): Promise<BackupResult> {
       recipients,
       context,
       signal,
-      onSourceBytes: (n) => {
-        sourceBytes = n;
-      },
+      // When the source piped itself into zstd, the chain's input is already compressed.
+      onSourceBytes: dump.piped
+        ? undefined
+        : (n) => {
+            sourceBytes = n;
+          },
       onStoredBytes: (n) => {
         storedBytes = n;
         progress();

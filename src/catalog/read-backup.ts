@@ -2,7 +2,8 @@ import { Writable, type Readable } from "node:stream";
 import { LifeboatError } from "../model/errors.js";
 import type { Manifest, ManifestObject } from "../model/manifest.js";
 import type { AgeIdentity } from "../pipeline/age/index.js";
-import { decodeChain, settleAll } from "../pipeline/codec-chain.js";
+import { decodeChain } from "../pipeline/codec-chain.js";
+import { settleAll } from "../model/settle.js";
 import type { Layout } from "../storage/layout.js";
 import type { ObjectStore } from "../storage/store.js";
 

@@ -1,7 +1,7 @@
 import type { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Codec } from "../model/manifest.js";
-import { LifeboatError } from "../model/errors.js";
+import { settleAll } from "../model/settle.js";
 import type { CompressionKind } from "../model/job.js";
 import { createAgeDecryptStream, createAgeEncryptStream, type AgeIdentity } from "./age/index.js";
 import { COMPRESSION_EXTENSION, compressStage, decompressStage, type Stage } from "./compression.js";
@@ -103,26 +103,4 @@ export function decodeChain(stored: Readable, options: DecodeOptions): DecodeCha
   const output = stages[stages.length - 1] as Readable;
   const done = settleAll(pipeline(stages as unknown as [Readable, ...Transform[]], options.signal ? { signal: options.signal } : {}), tools);
   return { output, storedTap, done };
-}
-
-/**
- * Waits for the stream pipeline and every tool, then rejects with the most
- * telling failure: a tool's own error (exit code, bad data) beats an
- * interruption, which beats a generic stream error, which beats the echo of
- * an earlier failure in a neighbour (a tool killed by SIGPIPE).
- */
-export async function settleAll(first: Promise<unknown>, others: Promise<unknown>[]): Promise<void> {
-  const results = await Promise.allSettled([first, ...others]);
-  const errors = results.flatMap((r) => (r.status === "rejected" ? [r.reason as unknown] : []));
-  if (errors.length === 0) return;
-  errors.sort((a, b) => severityRank(a) - severityRank(b));
-  throw errors[0];
-}
-
-function severityRank(error: unknown): number {
-  if (error instanceof LifeboatError) {
-    if (error.details?.signal === "SIGPIPE") return 3;
-    return error.kind === "interrupted" ? 1 : 0;
-  }
-  return 2;
 }

@@ -5,6 +5,7 @@ import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { runTool, startTool, startToolChain, toolInput, type ToolExit } from "../exec/spawn.js";
 import { LifeboatError } from "../model/errors.js";
+import { settleAll } from "../model/settle.js";
 import type { FilesSource } from "../model/job.js";
 import type { SourceKind } from "./source.js";
 import { createTarGuard } from "./tar-guard.js";
@@ -51,7 +52,7 @@ export const filesSource: SourceKind<FilesSource> = {
     if (options.through) {
       // tar | zstd, process to process; tar --totals gives the byte count.
       const { producer, consumer } = startToolChain(tarSpec, options.through);
-      const done = Promise.all([producer.done, consumer.done]).then(([tar]) => tarOutcome(tar));
+      const done = settleAll(producer.done, [consumer.done]).then(async () => tarOutcome(await producer.done));
       done.catch(() => {});
       return { stream: consumer.stdout!, piped: true, consistentAt: startedAt, done };
     }
