@@ -80,3 +80,21 @@ describe("files backups piped straight into zstd", () => {
     expect(spawnSync("pgrep", ["-f", tree]).stdout.toString().trim()).toBe("");
   });
 });
+
+describe("tools that cannot run", () => {
+  const dir = tempDir();
+  const store = openFilesystemStore({ path: join(dir, "store") });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("fails with the missing program's name and a hint, and leaves nothing behind", async () => {
+    const job = commandJob(["lifeboat-test-no-such-dump-tool", "--all"], undefined, { name: "missing-tool", encrypt: false });
+    await expect(runBackup({ job, store, layout: new Layout(""), recipients: [] })).rejects.toMatchObject({
+      code: "TOOL_NOT_FOUND",
+      message: 'lifeboat-test-no-such-dump-tool was not found (backing up job "missing-tool")',
+      hint: "install lifeboat-test-no-such-dump-tool or put it on PATH",
+    });
+    const left: string[] = [];
+    for await (const o of store.list("")) left.push(o.key);
+    expect(left).toEqual([]);
+  });
+});

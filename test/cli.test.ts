@@ -125,6 +125,12 @@ jobs:
     expect(again.stderr).toContain("already exists; refusing to overwrite a key");
   });
 
+  it("refuses an unknown LIFEBOAT_LOG_LEVEL with exit 2", async () => {
+    const result = await run(["list"], { env: { ...env, LIFEBOAT_LOG_LEVEL: "loud" } });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('LIFEBOAT_LOG_LEVEL "loud" is not a log level; expected one of: trace, debug, info');
+  });
+
   it("reports every config problem as file:line:col with exit 2", async () => {
     const bad = join(work, "bad.yaml");
     writeFileSync(bad, "jobs:\n  x:\n    source: { type: files, paths: [a] }\n    retension: 3\n    compression: lz4\n");

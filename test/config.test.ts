@@ -16,6 +16,7 @@ import { checkConfig, loadConfig } from "../src/config/load.js";
 import { configJsonSchema } from "../src/config/schema.js";
 import { MAX_CONFIG_BYTES } from "../src/config/yaml-document.js";
 import { generateIdentity } from "../src/pipeline/age/index.js";
+import { forgetSecretsForTests, redactText } from "../src/log/redact.js";
 
 const GOLDEN_DIR = "test/config/golden";
 const ENV: NodeJS.ProcessEnv = { ORDERS_KEY: "AKIAEXAMPLE", S3_SECRET: "s3cr3t-value-123" };
@@ -241,5 +242,39 @@ describe("config loading", () => {
     expect(Object.keys(schema.properties ?? {}).sort()).toEqual(["encryption", "jobs", "storage"]);
     expect(schema.properties?.jobs).toMatchObject({ type: "object" });
     expect(() => JSON.stringify(schema)).not.toThrow();
+  });
+});
+
+describe("which resolved references count as secrets", () => {
+  it("redacts credentials, files and command environment, but keeps an endpoint readable", () => {
+    const dir = mkdtempSync(join(tmpdir(), "lifeboat-secrets-"));
+    try {
+      writeFileSync(join(dir, "token.txt"), "file-token-value-42\n");
+      const file = join(dir, "lifeboat.yaml");
+      writeFileSync(
+        file,
+        [
+          "storage:",
+          "  s3:",
+          "    type: s3",
+          "    endpoint: ${env:ENDPOINT}",
+          "    bucket: b",
+          "    credentials: { accessKeyId: AKIAEXAMPLE, secretAccessKey: \"${env:SECRET}\" }",
+          "jobs:",
+          "  dump:",
+          "    source: { type: command, command: [dump], env: { TOKEN: \"${env:TOKEN}\", OTHER: \"${file:token.txt}\" } }",
+          "",
+        ].join("\n"),
+      );
+      const env = { ENDPOINT: "http://storage.internal:9000", SECRET: "secret-access-value-1", TOKEN: "env-token-value-7" };
+      loadConfig(file, env);
+      expect(redactText("at http://storage.internal:9000")).toBe("at http://storage.internal:9000");
+      for (const secret of ["secret-access-value-1", "env-token-value-7", "file-token-value-42"]) {
+        expect(redactText(`x ${secret} y`)).toBe("x [redacted] y");
+      }
+    } finally {
+      forgetSecretsForTests();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -30,8 +30,21 @@ export interface CommandContext {
   job(name: string): BackupJob;
 }
 
+const LOG_LEVELS: readonly LogLevel[] = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
+
+/** LIFEBOAT_LOG_LEVEL wins; otherwise debug with --verbose, warn on a terminal, info for machines. */
+function logLevel(fromEnv: string | undefined, verbose: boolean): LogLevel {
+  if (fromEnv) {
+    if (!LOG_LEVELS.includes(fromEnv as LogLevel)) {
+      throw new LifeboatError("USAGE", `LIFEBOAT_LOG_LEVEL "${fromEnv}" is not a log level; expected one of: ${LOG_LEVELS.join(", ")}`, { kind: "usage" });
+    }
+    return fromEnv as LogLevel;
+  }
+  return verbose ? "debug" : process.stderr.isTTY ? "warn" : "info";
+}
+
 export function createContext(options: GlobalOptions, output: Output, signal: AbortSignal): CommandContext {
-  const level: LogLevel = (process.env.LIFEBOAT_LOG_LEVEL as LogLevel | undefined) ?? (options.verbose ? "debug" : process.stderr.isTTY ? "warn" : "info");
+  const level = logLevel(process.env.LIFEBOAT_LOG_LEVEL, options.verbose);
   const log = createLogger({ level });
   let config: LifeboatConfig | undefined;
   const stores = new Map<string, { store: ObjectStore; layout: Layout }>();

@@ -84,8 +84,8 @@ async function main(argv: string[]): Promise<number> {
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
 
-  const ctx = createContext(options, output, controller.signal);
   try {
+    const ctx = createContext(options, output, controller.signal);
     const code = await command.run(ctx, { values, positionals: parsed.positionals });
     return controller.signal.aborted ? EXIT.interrupted : code;
   } catch (error) {

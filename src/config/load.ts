@@ -114,7 +114,7 @@ export function checkConfig(file: string, env: NodeJS.ProcessEnv = process.env):
 
   // From here on values are trusted to have the right shape; remaining checks
   // look across fields.
-  for (const value of refs.values) registerSecret(value);
+  for (const ref of refs.values) if (isSecretReference(ref)) registerSecret(ref.value);
   const config = buildConfig(file, validated.data, raw, baseDir, problem);
   return finish(config, text);
 }
@@ -282,6 +282,15 @@ function checkInlineSecrets(raw: unknown, referenced: Set<string>, report: (path
     else if (value && typeof value === "object") for (const [k, v] of Object.entries(value)) visit(v, [...path, k]);
   };
   visit(raw, []);
+}
+
+/**
+ * Which resolved references are redacted everywhere: secret fields, anything
+ * read from a file, and environment given to commands (tokens live there).
+ * An endpoint or bucket name from ${env:…} stays readable in error messages.
+ */
+function isSecretReference(ref: { path: Path; scheme: string }): boolean {
+  return ref.scheme === "file" || SECRET_FIELDS.some((f) => matches(f, ref.path)) || ref.path.includes("env") || ref.path.includes("credentials");
 }
 
 function matches(pattern: ReadonlyArray<string>, path: ReadonlyArray<string | number>): boolean {

@@ -23,8 +23,8 @@ export interface ResolvedReferences {
   data: unknown;
   /** Paths (joined with ".") whose value contained at least one reference. */
   referencedPaths: Set<string>;
-  /** Every value a reference produced, so callers can register secrets. */
-  values: string[];
+  /** Every value a reference produced, with where and how, so callers can register secrets. */
+  values: Array<{ path: Path; scheme: string; value: string }>;
   problems: ReferenceProblem[];
 }
 
@@ -35,7 +35,7 @@ export interface ReferenceContext {
 
 export function resolveReferences(data: unknown, context: ReferenceContext): ResolvedReferences {
   const referencedPaths = new Set<string>();
-  const values: string[] = [];
+  const values: ResolvedReferences["values"] = [];
   const problems: ReferenceProblem[] = [];
 
   const visit = (value: unknown, path: Path): unknown => {
@@ -49,7 +49,7 @@ export function resolveReferences(data: unknown, context: ReferenceContext): Res
           problems.push({ path, message: resolved.problem });
           return whole;
         }
-        values.push(resolved.value);
+        values.push({ path, scheme, value: resolved.value });
         return resolved.value;
       });
       if (hit) referencedPaths.add(path.join("."));
