@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { ListMultipartUploadsCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -259,6 +259,28 @@ encryption:`,
     }
   });
 
+  it("draws a progress bar with bytes and rate on a terminal, and clears it", async () => {
+    // `script` runs the CLI on a pseudo-terminal (which reports 0 columns: the bar must cope).
+    const ttyConfig = join(work, "tty.yaml");
+    writeFileSync(
+      ttyConfig,
+      `storage:\n  local: { type: filesystem, path: ./tty-store }\njobs:\n  paced:\n    compression: none\n    source: { type: command, command: [sh, -c, "for i in 1 2 3 4 5 6 7 8; do head -c 2000000 /dev/urandom; sleep 0.15; done"] }\n`,
+    );
+    const runner = join(work, "tty-backup.sh");
+    writeFileSync(runner, `#!/bin/sh\nexec ${[process.execPath, CLI, "-c", ttyConfig, "backup", "paced"].map((a) => JSON.stringify(a)).join(" ")}\n`, { mode: 0o755 });
+    const output = await new Promise<string>((done) => {
+      const child = spawn("script", ["-qec", runner, "/dev/null"], { cwd: work, stdio: ["ignore", "pipe", "pipe"] });
+      let text = "";
+      child.stdout.on("data", (d: Buffer) => (text += d.toString()));
+      child.on("close", () => done(text));
+    });
+    const frames = output.split("\r").filter((f) => f.startsWith("paced stored"));
+    expect(frames.length).toBeGreaterThan(3);
+    for (const frame of frames) expect(frame).toMatch(/^paced stored \d+(\.\d+)? (B|KiB|MiB) \d+(\.\d+)? (B|KiB|MiB)\/s +$/);
+    // The bar is cleared before the result line.
+    expect(output).toMatch(/\r +\r(\r?\n)?paced: backup \S+ succeeded, 15\.3 MiB stored/);
+  });
+
   it("refuses to restore an archive entry that escapes the target, naming it, and writes nothing", async () => {
     const evilRoot = join(work, "evil");
     mkdirSync(evilRoot);
@@ -297,11 +319,33 @@ encryption:`,
     expect(JSON.parse(list.stdout)).toEqual([]);
   });
 
+  it("after SIGKILL mid-write to the filesystem store: no object or manifest is visible", async () => {
+    const fsConfig = join(work, "fs-kill.yaml");
+    writeFileSync(fsConfig, readFileSync(config, "utf8").replace(/storage:\n[\s\S]*?encryption:/, "storage:\n  local: { type: filesystem, path: ./kill-store }\nencryption:"));
+    let child: ReturnType<typeof spawn> | undefined;
+    const running = lifeboat(["-c", fsConfig, "backup", "slow"], { env, cwd: work, onSpawn: (c) => (child = c) });
+    // Wait until the data object's temp file is being written.
+    await waitFor(async () => findFiles(join(work, "kill-store")).some((f) => f.includes(".lifeboat-tmp-")));
+    child!.kill("SIGKILL");
+    expect((await running).signal).toBe("SIGKILL");
+    const list = await lifeboat(["-c", fsConfig, "--json", "list"], { env, cwd: work });
+    expect(JSON.parse(list.stdout)).toEqual([]);
+    const { openFilesystemStore } = await import("../src/storage/filesystem.js");
+    const visible: string[] = [];
+    for await (const o of openFilesystemStore({ path: join(work, "kill-store") }).list("")) visible.push(o.key);
+    expect(visible).toEqual([]);
+  });
+
   async function multipartUploads(prefix: string): Promise<number> {
     const result = await rawS3Client(server).send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix }));
     return (result.Uploads ?? []).length;
   }
 });
+
+function findFiles(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { recursive: true, encoding: "utf8" }).map((f) => join(dir, f));
+}
 
 async function waitFor(condition: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

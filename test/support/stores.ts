@@ -32,8 +32,7 @@ export function storesUnderTest(): StoreUnderTest[] {
     },
   ];
   for (const server of s3Servers()) {
-    const modes = server.name === "radosgw" ? (["when-required", "when-supported"] as const) : (["when-required"] as const);
-    for (const checksum of modes) {
+    for (const checksum of ["when-required", "when-supported"] as const) {
       stores.push({
         name: `${server.name} (checksum ${checksum})`,
         strict: server.strict,
