@@ -1,9 +1,10 @@
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { runBackup } from "../src/backup/run-backup.js";
+import { runRestore } from "../src/restore/run-restore.js";
 import { listBackups } from "../src/catalog/catalog.js";
 import { Layout } from "../src/storage/layout.js";
 import { openFilesystemStore } from "../src/storage/filesystem.js";
@@ -60,6 +61,26 @@ describe("files backups piped straight into zstd", () => {
     expect(sourceBytes % 512).toBe(0);
     expect(sourceBytes).toBeGreaterThan(24 * 4 * 1024 * 1024);
     expect(sourceBytes).toBeLessThan(24 * 4 * 1024 * 1024 + 64 * 1024);
+  });
+
+  it("removes the staging folder and creates no target when a restore is interrupted", async () => {
+    const job = filesJob([tree], { name: "restore-interrupted", encrypt: false });
+    await runBackup({ job, store, layout, recipients: [] });
+    const parent = join(dir, "restores");
+    mkdirSync(parent);
+    const controller = new AbortController();
+    const restoring = runRestore({
+      job,
+      store,
+      layout,
+      identities: [],
+      selector: {},
+      target: { location: join(parent, "target"), force: false },
+      signal: controller.signal,
+      events: { progress: ({ storedBytes }) => storedBytes > 8 * 1024 * 1024 && controller.abort() },
+    });
+    await expect(restoring).rejects.toMatchObject({ code: "INTERRUPTED", message: expect.stringContaining("nothing was committed") });
+    expect(readdirSync(parent)).toEqual([]);
   });
 
   it("stops tar and zstd and leaves nothing behind when interrupted", async () => {
