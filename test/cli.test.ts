@@ -21,9 +21,18 @@ interface Run {
   stderr: string;
 }
 
-function lifeboat(args: string[], options: { env?: Record<string, string>; cwd?: string; onSpawn?: (child: ReturnType<typeof spawn>) => void } = {}): Promise<Run> {
+interface RunOptions {
+  env?: Record<string, string>;
+  cwd?: string;
+  /** Run through this command first, e.g. ["runuser", "-u", "nobody", "--"]. */
+  prefix?: string[];
+  onSpawn?: (child: ReturnType<typeof spawn>) => void;
+}
+
+function lifeboat(args: string[], options: RunOptions = {}): Promise<Run> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
+    const [program, ...programArgs] = [...(options.prefix ?? []), process.execPath, CLI, ...args];
+    const child = spawn(program!, programArgs, {
       cwd: options.cwd,
       env: { ...process.env, LIFEBOAT_LOG_LEVEL: "info", ...options.env },
       stdio: ["ignore", "pipe", "pipe"],
@@ -236,17 +245,7 @@ encryption:`,
     chmodSync(join(root, "data"), 0o755);
     writeFileSync(join(root, "partial.yaml"), "storage:\n  local: { type: filesystem, path: ./store }\njobs:\n  data:\n    source: { type: files, paths: [./data] }\n");
     chmodSync(join(root, "partial.yaml"), 0o644);
-    const result = await new Promise<Run>((done) => {
-      const child = spawn(asUser[0] ?? process.execPath, [...asUser.slice(1), ...(asUser.length ? [process.execPath] : []), CLI, "-c", join(root, "partial.yaml"), "--json", "backup", "data"], {
-        cwd: root,
-        stdio: ["ignore", "pipe", "pipe"],
-      });
-      let stdout = "";
-      let stderr = "";
-      child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-      child.on("close", (code, signal) => done({ code, signal, stdout, stderr }));
-    });
+    const result = await lifeboat(["-c", join(root, "partial.yaml"), "--json", "backup", "data"], { cwd: root, prefix: asUser });
     try {
       expect(result.code, result.stderr).toBe(3);
       const [made] = JSON.parse(result.stdout) as Array<{ status: string; warnings: string[] }>;
