@@ -91,12 +91,10 @@ export async function runBackup(request: BackupRequest): Promise<BackupResult> {
       recipients,
       context,
       signal,
-      // When the source piped itself into zstd, the chain's input is already compressed.
-      onSourceBytes: dump.piped
-        ? undefined
-        : (n) => {
-            sourceBytes = n;
-          },
+      // Not called when the source piped itself into zstd (the chain never sees its bytes).
+      onSourceBytes: (n) => {
+        sourceBytes = n;
+      },
       onStoredBytes: (n) => {
         storedBytes = n;
         progress();

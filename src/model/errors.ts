@@ -42,10 +42,6 @@ export class LifeboatError extends Error {
   }
 }
 
-export function isLifeboatError(error: unknown): error is LifeboatError {
-  return error instanceof LifeboatError;
-}
-
 /** True when `error` (or anything in its cause chain) is an abort caused by an AbortSignal. */
 export function isAbortError(error: unknown): boolean {
   for (let e: unknown = error, depth = 0; e && depth < 10; depth++) {

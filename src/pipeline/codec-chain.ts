@@ -35,7 +35,7 @@ export interface EncodeOptions {
 
 export interface EncodeChain {
   output: Readable;
-  /** Counts the source bytes (before compression); does not hash them. */
+  /** Counts the source bytes (before compression); does not hash them. Not in the chain (0) when precompressed. */
   sourceTap: HashTap;
   /** Counts and hashes the stored bytes. */
   storedTap: HashTap;
@@ -49,7 +49,8 @@ export interface EncodeChain {
 export function encodeChain(source: Readable, options: EncodeOptions): EncodeChain {
   const sourceTap = new HashTap(options.onSourceBytes, { hash: false });
   const storedTap = new HashTap(options.onStoredBytes);
-  const stages: Array<Readable | Transform | Stage["stream"]> = [source, sourceTap];
+  // A precompressed source counted its own bytes; counting its output would be wasted work.
+  const stages: Array<Readable | Transform | Stage["stream"]> = options.precompressed ? [source] : [source, sourceTap];
   const tools: Promise<unknown>[] = [];
   const codec: Codec[] = [];
   const extension: string[] = [];

@@ -32,14 +32,3 @@ export class HashTap extends Transform {
     return this.digest;
   }
 }
-
-/** A sink that counts and hashes what it receives, for verification reads. */
-export async function hashStream(stream: AsyncIterable<Buffer>): Promise<{ sizeBytes: number; sha256: string }> {
-  const hash = createHash("sha256");
-  let sizeBytes = 0;
-  for await (const chunk of stream) {
-    hash.update(chunk);
-    sizeBytes += chunk.length;
-  }
-  return { sizeBytes, sha256: hash.digest("hex") };
-}
