@@ -43,6 +43,20 @@ describe("the codec chain", () => {
     });
   }
 
+  it.each([
+    ["another hash", (b: Buffer) => Buffer.from(b.map((x, i) => (i === 10 ? x ^ 1 : x)))],
+    ["fewer bytes", (b: Buffer) => b.subarray(0, b.length - 1)],
+    ["more bytes", (b: Buffer) => Buffer.concat([b, Buffer.from([0])])],
+  ] as const)("fails instead of ending when the stored bytes have %s than expected, so no consumer commits them", async (_case, damage) => {
+    const stored = await collect(encodeChain(Readable.from([dumpLike(10_000)]), { compression: "none", recipients: [], context: "test" }).output);
+    const expected = { sizeBytes: stored.length, sha256: createHash("sha256").update(stored).digest("hex"), mismatch: () => new Error("wrong bytes") };
+    const decoded = decodeChain(Readable.from([damage(stored)]), { codec: ["stream"], identities, context: "test", expect: expected });
+    let ended = false;
+    decoded.output.on("end", () => (ended = true)).resume();
+    await expect(decoded.done).rejects.toThrow("wrong bytes");
+    expect(ended).toBe(false);
+  });
+
   it("fails when zstd rejects its input, naming the tool", async () => {
     const decoded = decodeChain(Readable.from([Buffer.from("this is not zstd data")]), { codec: ["stream", "zstd"], identities, context: "reading a test object" });
     decoded.output.resume();

@@ -4,13 +4,14 @@ import { silentLogger } from "../log/logger.js";
 import { newBackupId } from "../model/backup-id.js";
 import { LifeboatError, isAbortError } from "../model/errors.js";
 import type { BackupJob } from "../model/job.js";
-import { MANIFEST_VERSION, checkManifest, type Manifest } from "../model/manifest.js";
+import { MANIFEST_VERSION, checkManifest, type Codec, type Manifest, type ManifestObject } from "../model/manifest.js";
 import { encodeChain } from "../pipeline/codec-chain.js";
 import { settleAll } from "../model/settle.js";
 import { zstdCompressTool } from "../pipeline/compression.js";
 import type { Layout } from "../storage/layout.js";
 import type { ObjectStore } from "../storage/store.js";
 import { sourceKind } from "../sources/registry.js";
+import { FORMAT_EXTENSION, type DumpPart } from "../sources/source.js";
 import { LIFEBOAT_VERSION } from "../version.js";
 
 /**
@@ -68,6 +69,9 @@ export async function runBackup(request: BackupRequest): Promise<BackupResult> {
   const written: string[] = [];
   let sourceBytes = 0;
   let storedBytes = 0;
+  // Totals of the parts already stored, so progress counts across parts.
+  let sourceBase = 0;
+  let storedBase = 0;
   // A reporter that throws must never break the backup it reports on.
   const progress = () => {
     try {
@@ -77,13 +81,11 @@ export async function runBackup(request: BackupRequest): Promise<BackupResult> {
     }
   };
 
-  try {
+  /** Dumps one part through the codec chain into its object; the object is deleted again if the run fails. */
+  const storePart = async (part: DumpPart) => {
     // zstd can take the source tool's output straight from it, process to process.
     const through = job.compression === "zstd" ? zstdCompressTool(job.compressionLevel, context, signal) : undefined;
-    const [toolVersion, dump] = await Promise.all([
-      source.toolVersion(job.source),
-      source.openDump(job.source, { job: job.name, signal, log, now }, { through }),
-    ]);
+    const dump = await source.openDump(job.source, { job: job.name, signal, log, now, allowEmpty: job.allowEmpty }, { part, through });
     const chain = encodeChain(dump.stream, {
       compression: job.compression,
       precompressed: dump.piped ? "zstd" : undefined,
@@ -93,14 +95,14 @@ export async function runBackup(request: BackupRequest): Promise<BackupResult> {
       signal,
       // Not called when the source piped itself into zstd (the chain never sees its bytes).
       onSourceBytes: (n) => {
-        sourceBytes = n;
+        sourceBytes = sourceBase + n;
       },
       onStoredBytes: (n) => {
-        storedBytes = n;
+        storedBytes = storedBase + n;
         progress();
       },
     });
-    const objectName = `data.${source.format}${chain.extension ? `.${chain.extension}` : ""}`;
+    const objectName = `${part.role}.${FORMAT_EXTENSION[part.format]}${chain.extension ? `.${chain.extension}` : ""}`;
     const key = layout.objectKey(job.name, id, objectName);
     written.push(key);
 
@@ -112,6 +114,8 @@ export async function runBackup(request: BackupRequest): Promise<BackupResult> {
     const { sizeBytes } = await stored;
     const dumpResult = await dump.done;
     const dumpBytes = dumpResult.sizeBytes ?? chain.sourceTap.sizeBytes;
+    sourceBase += dumpBytes;
+    storedBase += sizeBytes;
 
     if (sizeBytes !== chain.storedTap.sizeBytes) {
       throw new LifeboatError(
@@ -126,29 +130,42 @@ export async function runBackup(request: BackupRequest): Promise<BackupResult> {
         hint: "check the source, or set allowEmpty: true on the job if empty backups are expected",
       });
     }
+    const codec: Codec[] = [part.format, ...chain.codec];
+    const object: ManifestObject = { key: objectName, role: part.role, sizeBytes, sha256: chain.storedTap.sha256(), sourceBytes: dumpBytes };
+    return { object, codec, consistentAt: dump.consistentAt, status: dumpResult.status, warnings: dumpResult.warnings, serverVersion: dumpResult.serverVersion };
+  };
+
+  try {
+    const toolVersion = source.toolVersion(job.source);
+    toolVersion.catch(() => {});
+    // One object per part, in order (e.g. PostgreSQL globals, then the database).
+    const parts: Array<Awaited<ReturnType<typeof storePart>>> = [];
+    for (const part of source.parts(job.source)) parts.push(await storePart(part));
+    const data = parts.find((p) => p.object.role === "data");
+    if (!data) throw new LifeboatError("BACKUP_NO_DATA_PART", `internal error: source "${job.source.type}" declares no data part`);
+    // The manifest's codec is the data object's; another object records its own when it differs.
+    const objects = parts.map(({ object, codec }) => (codec.join() === data.codec.join() ? object : { ...object, codec }));
 
     const finishedAt = now();
+    const tool = await toolVersion;
     const manifest: Manifest = {
       version: MANIFEST_VERSION,
       id,
       job: job.name,
-      status: dumpResult.status,
-      source: { kind: job.source.type, ...(toolVersion ? { tool: toolVersion } : {}), description: source.describe(job.source) },
+      status: parts.some((p) => p.status === "partial") ? "partial" : "succeeded",
+      source: {
+        kind: job.source.type,
+        ...(tool ? { tool } : {}),
+        ...(data.serverVersion ? { serverVersion: data.serverVersion } : {}),
+        description: source.describe(job.source),
+      },
       startedAt: startedAt.toISOString(),
       finishedAt: finishedAt.toISOString(),
-      consistentAt: dump.consistentAt.toISOString(),
-      codec: [source.format, ...chain.codec],
-      objects: [
-        {
-          key: objectName,
-          role: "data",
-          sizeBytes,
-          sha256: chain.storedTap.sha256(),
-          sourceBytes: dumpBytes,
-        },
-      ],
+      consistentAt: data.consistentAt.toISOString(),
+      codec: data.codec,
+      objects,
       encryption: recipients.length > 0 ? { format: "age-v1", recipients: [...recipients] } : null,
-      warnings: dumpResult.warnings,
+      warnings: parts.flatMap((p) => p.warnings),
       lifeboat: { version: LIFEBOAT_VERSION },
     };
     const check = checkManifest(manifest, { job: job.name, id });
@@ -159,7 +176,7 @@ export async function runBackup(request: BackupRequest): Promise<BackupResult> {
     await store.put(manifestKey, Readable.from([Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`)]), { contentType: "application/json" });
 
     const durationMs = performance.now() - started;
-    log.info({ sizeBytes, sourceBytes: dumpBytes, durationMs: Math.round(durationMs), status: manifest.status }, "backup stored");
+    log.info({ sizeBytes: storedBase, sourceBytes: sourceBase, durationMs: Math.round(durationMs), status: manifest.status }, "backup stored");
     return { manifest, durationMs };
   } catch (error) {
     await removeQuietly(store, written, log);

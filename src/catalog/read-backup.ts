@@ -1,6 +1,6 @@
 import { Writable, type Readable } from "node:stream";
 import { LifeboatError } from "../model/errors.js";
-import type { Manifest, ManifestObject } from "../model/manifest.js";
+import { objectCodec, type Manifest, type ManifestObject } from "../model/manifest.js";
 import type { AgeIdentity } from "../pipeline/age/index.js";
 import { decodeChain } from "../pipeline/codec-chain.js";
 import { settleAll } from "../model/settle.js";
@@ -41,28 +41,45 @@ export async function readBackupObject(
       kind: "verification",
     });
   }
+  const corrupt = (actual: { sizeBytes: number; sha256: string | undefined }) =>
+    new LifeboatError(
+      "VERIFY_HASH_MISMATCH",
+      actual.sha256
+        ? `${where} is corrupt: read ${actual.sizeBytes} bytes with SHA-256 ${actual.sha256}, the manifest says ${object.sizeBytes} bytes with SHA-256 ${object.sha256}`
+        : `${where} is corrupt: read more than the ${object.sizeBytes} bytes the manifest says`,
+      { kind: "verification", details: { key: object.key, expectedSha256: object.sha256, actualSha256: actual.sha256 ?? null } },
+    );
   const stored = await store.get(key, options.signal ? { signal: options.signal } : {});
   const chain = decodeChain(stored, {
-    codec: options.decode === false ? [] : manifest.codec,
+    // Checked before the decoded stream ends, so a consumer never commits wrong bytes.
+    expect: { sizeBytes: object.sizeBytes, sha256: object.sha256, mismatch: corrupt },
+    codec: options.decode === false ? [] : objectCodec(manifest, object),
     identities: options.identities,
     context: `reading ${where}`,
     signal: options.signal,
     onStoredBytes: options.onStoredBytes,
   });
   const consumed = consume(chain.output);
-  // If the consumer gives up, stop reading (and stop the decoding tools).
-  consumed.catch(() => chain.output.destroy());
+  // If the consumer gives up, stop reading (and stop the decoding tools). The
+  // decoding chain's failures after that are echoes; the consumer's error says what happened.
+  let chainSettled = false;
+  let consumerFailedFirst = false;
+  chain.done.then(
+    () => (chainSettled = true),
+    () => (chainSettled = true),
+  );
+  consumed.catch(() => {
+    consumerFailedFirst = !chainSettled;
+    chain.output.destroy();
+  });
   const [read] = await Promise.allSettled([chain.done, consumed]);
   // Wrong bytes explain every later failure (bad decryption, a broken archive): check them first.
   const { sizeBytes } = chain.storedTap;
   if (read.status === "fulfilled" && (sizeBytes !== object.sizeBytes || chain.storedTap.sha256() !== object.sha256)) {
-    throw new LifeboatError(
-      "VERIFY_HASH_MISMATCH",
-      `${where} is corrupt: read ${sizeBytes} bytes with SHA-256 ${chain.storedTap.sha256()}, the manifest says ${object.sizeBytes} bytes with SHA-256 ${object.sha256}`,
-      { kind: "verification", details: { key: object.key, expectedSha256: object.sha256, actualSha256: chain.storedTap.sha256() } },
-    );
+    throw corrupt({ sizeBytes, sha256: chain.storedTap.sha256() });
   }
-  await settleAll(chain.done, [consumed]);
+  if (consumerFailedFirst) await settleAll(consumed, [chain.done]);
+  else await settleAll(chain.done, [consumed]);
 }
 
 /** A sink that discards what it reads (for verification). */

@@ -1,14 +1,17 @@
 import { readFileSync, statSync } from "node:fs";
 import { basename, dirname, resolve } from "node:path";
 import { LifeboatError } from "../model/errors.js";
-import type { BackupJob, SourceSpec } from "../model/job.js";
+import { availableParallelism } from "node:os";
+import type { BackupJob, DatabaseConnection, SourceSpec } from "../model/job.js";
+import { parseDatabaseUrl, type DatabaseFamily } from "../model/connection.js";
+import type { NamedScratch, ScratchSpec } from "../model/scratch.js";
 import { parseDurationMs } from "../model/duration.js";
 import { isValidName } from "../model/names.js";
 import { registerSecret } from "../log/redact.js";
 import { parseIdentities } from "../pipeline/age/keys.js";
 import { formatDiagnostics, sortDiagnostics, type Diagnostic } from "./diagnostics.js";
 import { resolveReferences } from "./references.js";
-import { ConfigSchema, EncryptionSchema, JobSchema, SECRET_FIELDS, StorageSchema, type RawConfig, type StorageConfig } from "./schema.js";
+import { ConfigSchema, EncryptionSchema, JobSchema, ScratchSchema, SECRET_FIELDS, StorageSchema, type RawConfig, type ScratchConfig, type StorageConfig } from "./schema.js";
 import { describeIssues } from "./zod-issues.js";
 import { MAX_CONFIG_BYTES, parseYaml, type Path } from "./yaml-document.js";
 
@@ -26,6 +29,21 @@ export interface LifeboatConfig {
     identity: string | undefined;
   };
   jobs: Record<string, BackupJob>;
+  /** Named scratch environments (`scratch:` in the config). */
+  scratch: Record<string, ScratchSpec>;
+}
+
+/**
+ * The scratch environment `--to scratch:NAME` means: the one declared under
+ * that name, or a kind's defaults when NAME is a kind (`scratch:postgres`).
+ */
+export function scratchNamed(config: LifeboatConfig, name: string): NamedScratch {
+  const declared = config.scratch[name];
+  if (declared) return { name, spec: declared };
+  const kind = ScratchSchema.safeParse({ type: name });
+  if (kind.success && name !== "command") return { name, spec: buildScratch(name, kind.data, config.baseDir, () => {}) };
+  const known = [...Object.keys(config.scratch), ...["directory", "postgres", "mariadb"].filter((k) => !(k in config.scratch))];
+  throw new LifeboatError("SCRATCH_UNKNOWN", `unknown scratch environment "${name}"; expected one of: ${known.join(", ")}`, { kind: "usage" });
 }
 
 export interface LoadedConfig {
@@ -151,6 +169,7 @@ function salvage(value: unknown): Salvaged {
     data: {
       storage: wellFormed(section("storage"), StorageSchema),
       jobs: wellFormed(section("jobs"), JobSchema),
+      scratch: wellFormed(section("scratch"), ScratchSchema),
       ...(encryption?.success ? { encryption: encryption.data } : {}),
     },
     declaredStorage: Object.keys(section("storage")),
@@ -221,7 +240,10 @@ function buildConfig(file: string, data: RawConfig, raw: unknown, baseDir: strin
     };
   }
 
-  return { file, baseDir, storage, encryption: { recipients, identity }, jobs };
+  const scratch: Record<string, ScratchSpec> = {};
+  for (const [name, entry] of Object.entries(data.scratch)) scratch[name] = buildScratch(name, entry, baseDir, problem);
+
+  return { file, baseDir, storage, encryption: { recipients, identity }, jobs, scratch };
 }
 
 function buildSource(job: string, source: RawConfig["jobs"][string]["source"], baseDir: string, problem: Report): SourceSpec {
@@ -239,7 +261,60 @@ function buildSource(job: string, source: RawConfig["jobs"][string]["source"], b
     });
     return { type: "files", paths, exclude: source.exclude };
   }
-  return { type: "command", command: source.command, restore: source.restore, env: source.env };
+  if (source.type === "command") return { type: "command", command: source.command, restore: source.restore, env: source.env };
+  const where: Path = ["jobs", job, "source"];
+  const connection = buildConnection(source, source.type, `job "${job}"`, where, problem);
+  const bin = source.bin === undefined ? undefined : resolve(baseDir, source.bin);
+  if (source.type === "mariadb") return { type: "mariadb", connection, bin };
+  if (source.sslmode) connection.options.sslmode = source.sslmode;
+  return {
+    type: "postgres",
+    connection,
+    globals: source.globals,
+    noOwner: source.noOwner,
+    restoreJobs: source.restoreJobs ?? Math.max(1, Math.min(8, availableParallelism())),
+    stageAboveBytes: source.stageAboveMiB * 1024 * 1024,
+    bin,
+  };
+}
+
+type ConnectionFields = { url?: string | undefined; host?: string | undefined; port?: number | undefined; socket?: string | undefined; user?: string | undefined; password?: string | undefined; database?: string | undefined };
+
+/** A connection from `url` (plus an optional `password`) or from the discrete fields, never a mix. */
+function buildConnection(fields: ConnectionFields, family: DatabaseFamily, owner: string, where: Path, problem: Report): DatabaseConnection {
+  let connection: DatabaseConnection = { host: fields.host, port: fields.port, socket: fields.socket, user: fields.user, password: fields.password, database: fields.database ?? "", options: {} };
+  if (fields.url !== undefined) {
+    const mixed = (["host", "port", "socket", "user", "database"] as const).filter((k) => fields[k] !== undefined);
+    if (mixed.length) problem([...where, mixed[0]!], `${mixed[0]} in ${owner} cannot be combined with url; put it in the URL`, "schema");
+    const parsed = parseDatabaseUrl(fields.url, family);
+    if ("problem" in parsed) problem([...where, "url"], `url in ${owner} ${parsed.problem}`, "schema");
+    else {
+      if (parsed.connection.password !== undefined && fields.password !== undefined) {
+        problem([...where, "password"], `password in ${owner} is also in its url; give it once`, "schema");
+      }
+      connection = { ...parsed.connection, password: parsed.connection.password ?? fields.password };
+    }
+  } else if (fields.database === undefined) {
+    problem(where, `${owner} needs a url or a database`, "schema", { atKey: true });
+  }
+  if (connection.password) registerSecret(connection.password);
+  return connection;
+}
+
+function buildScratch(name: string, scratch: ScratchConfig, baseDir: string, problem: Report): ScratchSpec {
+  const bin = "bin" in scratch && scratch.bin !== undefined ? resolve(baseDir, scratch.bin) : undefined;
+  switch (scratch.type) {
+    case "directory":
+      return { type: "directory" };
+    case "command":
+      return { type: "command", up: scratch.up, down: scratch.down, env: scratch.env };
+    case "mariadb":
+      return { type: "mariadb", runAs: scratch.runAs, bin };
+    case "postgres": {
+      const server = scratch.server === undefined ? undefined : buildConnection({ url: scratch.server }, "postgres", `scratch "${name}"`, ["scratch", name], problem);
+      return { type: "postgres", server, runAs: scratch.runAs, bin };
+    }
+  }
 }
 
 function normalizePrefix(prefix: string): string | undefined {

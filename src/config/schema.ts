@@ -76,7 +76,69 @@ export const CommandSourceSchema = z.strictObject({
   env: z.record(z.string(), z.string()).default({}).describe("extra environment (use references for secrets)"),
 });
 
-export const SourceSchema = z.discriminatedUnion("type", [FilesSourceSchema, CommandSourceSchema]);
+/** Either `url` or the discrete fields; a password always comes from a reference. */
+const connectionFields = {
+  url: nonEmpty.optional().describe("database URL; use ${env:NAME} when it holds a password"),
+  host: nonEmpty.optional().describe("server host name or address"),
+  port: z.number().int().min(1).max(65535).optional(),
+  socket: nonEmpty.optional().describe("Unix socket directory (PostgreSQL) or file (MariaDB) instead of host/port"),
+  user: nonEmpty.optional(),
+  password: nonEmpty.optional().describe("${env:…} or ${file:…} reference; reaches the tools through their environment, never argv"),
+  database: nonEmpty.optional().describe("the database to back up"),
+};
+
+const bin = nonEmpty.optional().describe("folder holding the tools (default: PATH, then pg_config --bindir for PostgreSQL)");
+
+export const PostgresSourceSchema = z.strictObject({
+  type: z.literal("postgres"),
+  ...connectionFields,
+  sslmode: z.enum(["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]).optional(),
+  globals: z.boolean().default(false).describe("also back up roles and tablespaces (pg_dumpall --globals-only; needs a superuser)"),
+  noOwner: z.boolean().optional().describe("restore without ownership and GRANTs (default: true unless the backup has globals)"),
+  restoreJobs: z.number().int().min(1).max(64).optional().describe("pg_restore --jobs for large restores (default: number of CPUs, at most 8)"),
+  stageAboveMiB: z
+    .number()
+    .int()
+    .min(0)
+    .default(1024)
+    .describe("dumps at least this large are staged to a file and restored with --jobs; smaller ones stream (0: always stage)"),
+  bin,
+});
+
+export const MariadbSourceSchema = z.strictObject({
+  type: z.literal("mariadb"),
+  ...connectionFields,
+  bin: nonEmpty.optional().describe("folder holding mariadb-dump/mysqldump and mariadb/mysql (default: PATH)"),
+});
+
+export const SourceSchema = z.discriminatedUnion("type", [FilesSourceSchema, CommandSourceSchema, PostgresSourceSchema, MariadbSourceSchema]);
+
+export const ScratchSchema = z.discriminatedUnion("type", [
+  z.strictObject({ type: z.literal("directory") }).describe("a fresh temporary folder"),
+  z
+    .strictObject({
+      type: z.literal("postgres"),
+      server: nonEmpty.optional().describe("URL of an existing server to create a scratch database on (${env:…}); omit for an ephemeral cluster"),
+      runAs: nonEmpty.default("postgres").describe("unprivileged user an ephemeral cluster runs as when lifeboat runs as root"),
+      bin,
+    })
+    .describe("an ephemeral PostgreSQL cluster, or a scratch database on an existing server"),
+  z
+    .strictObject({
+      type: z.literal("mariadb"),
+      runAs: nonEmpty.default("mysql").describe("unprivileged user the ephemeral server runs as when lifeboat runs as root"),
+      bin: nonEmpty.optional().describe("folder holding mariadb-install-db, mariadbd and mariadb (default: PATH)"),
+    })
+    .describe("an ephemeral MariaDB server"),
+  z
+    .strictObject({
+      type: z.literal("command"),
+      up: argv.describe("argv that creates the environment and prints its connection details as a JSON object"),
+      down: argv.describe("argv that removes it (details arrive as LIFEBOAT_SCRATCH_* variables)"),
+      env: z.record(z.string(), z.string()).default({}),
+    })
+    .describe("your own up/down commands (Docker, Kubernetes, Terraform…)"),
+]);
 
 const keep = z.number().int().min(0);
 
@@ -115,6 +177,7 @@ export const ConfigSchema = z
     storage: z.record(name, StorageSchema).default({}).describe("named storage locations"),
     encryption: EncryptionSchema.optional(),
     jobs: z.record(name, JobSchema).default({}).describe("named backup jobs"),
+    scratch: z.record(name, ScratchSchema).default({}).describe("named scratch environments for restores and drills (--to scratch:NAME)"),
   })
   .describe("Lifeboat configuration (lifeboat.yaml)");
 
@@ -126,12 +189,14 @@ export type SourceConfig = z.output<typeof SourceSchema>;
 export type FilesSourceConfig = z.output<typeof FilesSourceSchema>;
 export type CommandSourceConfig = z.output<typeof CommandSourceSchema>;
 export type RawJob = z.output<typeof JobSchema>;
+export type ScratchConfig = z.output<typeof ScratchSchema>;
 
 /** Fields whose value must come from a reference, never inline. Paths use "*" for any name. */
 export const SECRET_FIELDS: ReadonlyArray<ReadonlyArray<string>> = [
   ["storage", "*", "credentials", "secretAccessKey"],
   ["storage", "*", "credentials", "sessionToken"],
   ["encryption", "identity"],
+  ["jobs", "*", "source", "password"],
 ];
 
 export function configJsonSchema(): unknown {

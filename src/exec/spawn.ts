@@ -31,6 +31,15 @@ export interface ToolSpec {
   signal?: AbortSignal;
   /** Wall-clock limit; the tool is killed when it is exceeded. */
   timeoutMs?: number;
+  /** Run as this user (needs root); see `lookupUser`. */
+  runAs?: SystemUser | undefined;
+}
+
+export interface SystemUser {
+  name: string;
+  uid: number;
+  gid: number;
+  home: string;
 }
 
 export interface ToolExit {
@@ -64,6 +73,8 @@ export function startTool(spec: ToolSpec): RunningTool {
     buffer: false,
     env: spec.env,
     extendEnv: true,
+    // A tool started as another user must not inherit our HOME (it could not read it).
+    ...(spec.runAs ? { env: { ...spec.env, HOME: spec.runAs.home, USER: spec.runAs.name, LOGNAME: spec.runAs.name } } : {}),
     cwd: spec.cwd,
     cancelSignal: spec.signal,
     forceKillAfterDelay: 2_000,
@@ -71,6 +82,7 @@ export function startTool(spec: ToolSpec): RunningTool {
     reject: false,
     stripFinalNewline: false,
     encoding: "buffer",
+    ...(spec.runAs ? { uid: spec.runAs.uid, gid: spec.runAs.gid } : {}),
   });
 
   let tail = "";

@@ -18,7 +18,45 @@ export interface CommandSource {
   env: Record<string, string>;
 }
 
-export type SourceSpec = FilesSource | CommandSource;
+/**
+ * Where a database is. The password never travels with the rest: it reaches
+ * the tools through their environment (PGPASSWORD) or a 0600 option file.
+ */
+export interface DatabaseConnection {
+  host: string | undefined;
+  port: number | undefined;
+  /** A Unix socket directory (PostgreSQL) or socket file (MariaDB) instead of host/port. */
+  socket: string | undefined;
+  user: string | undefined;
+  password: string | undefined;
+  database: string;
+  /** Extra client options, e.g. sslmode for PostgreSQL. Never secrets. */
+  options: Record<string, string>;
+}
+
+export interface PostgresSource {
+  type: "postgres";
+  connection: DatabaseConnection;
+  /** Also dump roles and tablespaces (pg_dumpall --globals-only) as a second object. */
+  globals: boolean;
+  /** Restore with --no-owner --no-privileges (default: when the backup has no globals). */
+  noOwner: boolean | undefined;
+  /** pg_restore --jobs for a restore staged to a file first. */
+  restoreJobs: number;
+  /** Backups whose dump is at least this large are staged to a file and restored in parallel. */
+  stageAboveBytes: number;
+  /** The folder holding pg_dump, pg_restore and psql (default: PATH, then pg_config --bindir). */
+  bin: string | undefined;
+}
+
+export interface MariadbSource {
+  type: "mariadb";
+  connection: DatabaseConnection;
+  /** The folder holding mariadb-dump/mysqldump and mariadb/mysql (default: PATH). */
+  bin: string | undefined;
+}
+
+export type SourceSpec = FilesSource | CommandSource | PostgresSource | MariadbSource;
 
 export interface RetentionPolicy {
   keepLast?: number | undefined;

@@ -17,6 +17,13 @@ const OBJECT_NAME = /^[a-z0-9][a-z0-9._-]{0,127}$/;
 
 const isoTime = z.iso.datetime({ offset: true });
 
+/**
+ * Dump formats (first entry of a codec chain) and the transforms applied after them.
+ * `pg_dump-custom` is `pg_dump -Fc`; `sql` a plain SQL script (mariadb-dump, pg_dumpall --globals-only).
+ */
+export const CodecSchema = z.enum(["tar", "stream", "pg_dump-custom", "sql", "zstd", "gzip", "age"]);
+const CodecChainSchema = z.array(CodecSchema).min(1);
+
 export const ManifestObjectSchema = z.strictObject({
   key: z.string().regex(OBJECT_NAME, "must be a plain object name inside the backup folder"),
   /** What the object holds, e.g. "data" or "globals". */
@@ -27,9 +34,9 @@ export const ManifestObjectSchema = z.strictObject({
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
   /** Size of the source stream before compression and encryption. */
   sourceBytes: z.number().int().nonnegative(),
+  /** This object's codec steps, when they differ from the manifest's (e.g. a SQL globals script next to a pg_dump archive). */
+  codec: CodecChainSchema.optional(),
 });
-
-export const CodecSchema = z.enum(["tar", "stream", "zstd", "gzip", "age"]);
 
 export const BackupStatusSchema = z.enum(["succeeded", "partial"]);
 
@@ -51,7 +58,7 @@ export const ManifestSchema = z.strictObject({
   /** The point in time the data represents. */
   consistentAt: isoTime,
   /** Applied in order when writing: e.g. ["tar", "zstd", "age"]. Read back in reverse. */
-  codec: z.array(CodecSchema).min(1),
+  codec: CodecChainSchema,
   objects: z.array(ManifestObjectSchema).min(1),
   encryption: z
     .strictObject({
@@ -67,6 +74,16 @@ export type Manifest = z.infer<typeof ManifestSchema>;
 export type ManifestObject = z.infer<typeof ManifestObjectSchema>;
 export type BackupStatus = z.infer<typeof BackupStatusSchema>;
 export type Codec = z.infer<typeof CodecSchema>;
+
+/** The codec steps of one stored object, as written (format first). */
+export function objectCodec(manifest: Manifest, object: ManifestObject): Codec[] {
+  return object.codec ?? manifest.codec;
+}
+
+/** The object that holds the backed-up data itself (role "data", else the first). */
+export function dataObject(manifest: Manifest): ManifestObject {
+  return manifest.objects.find((o) => o.role === "data") ?? manifest.objects[0]!;
+}
 
 export type ManifestCheck = { ok: true; manifest: Manifest } | { ok: false; problems: string[] };
 
@@ -93,8 +110,11 @@ export function checkManifest(raw: unknown, expected: { job: string; id: string 
     keys.add(o.key);
   }
   if (Date.parse(m.finishedAt) < Date.parse(m.startedAt)) problems.push("finishedAt is before startedAt");
-  if (m.codec.includes("age") !== (m.encryption !== null)) {
-    problems.push("codec and encryption disagree about age encryption");
+  for (const chain of [m.codec, ...m.objects.flatMap((o) => (o.codec ? [o.codec] : []))]) {
+    if (chain.includes("age") !== (m.encryption !== null)) {
+      problems.push("codec and encryption disagree about age encryption");
+      break;
+    }
   }
   return problems.length ? { ok: false, problems } : { ok: true, manifest: m };
 }

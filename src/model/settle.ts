@@ -5,7 +5,7 @@ import { LifeboatError } from "./errors.js";
  * uploads), then rejects with the most telling failure: a Lifeboat error (a
  * tool's exit code, bad data, a storage refusal) beats an interruption, which
  * beats a generic stream error, which beats the echo of an earlier failure in
- * a neighbour (a tool killed by SIGPIPE).
+ * a neighbour (a tool killed by SIGPIPE, a reader that stopped reading).
  */
 export async function settleAll(first: Promise<unknown>, others: Promise<unknown>[]): Promise<void> {
   const results = await Promise.allSettled([first, ...others]);
@@ -17,7 +17,8 @@ export async function settleAll(first: Promise<unknown>, others: Promise<unknown
 
 function severityRank(error: unknown): number {
   if (error instanceof LifeboatError) {
-    if (error.details?.signal === "SIGPIPE") return 3;
+    // Echoes: a writer killed by SIGPIPE, or a feeder told its reader stopped reading.
+    if (error.details?.signal === "SIGPIPE" || error.code === "TOOL_STOPPED_READING") return 3;
     return error.kind === "interrupted" ? 1 : 0;
   }
   return 2;

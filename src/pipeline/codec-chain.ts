@@ -5,7 +5,7 @@ import { settleAll } from "../model/settle.js";
 import type { CompressionKind } from "../model/job.js";
 import { createAgeDecryptStream, createAgeEncryptStream, type AgeIdentity } from "./age/index.js";
 import { COMPRESSION_EXTENSION, compressStage, decompressStage, type Stage } from "./compression.js";
-import { HashTap } from "./hash-tap.js";
+import { HashTap, type ExpectedBytes } from "./hash-tap.js";
 
 /**
  * The two directions of the codec chain, with backpressure end to end:
@@ -81,6 +81,8 @@ export interface DecodeOptions {
   context: string;
   signal?: AbortSignal | undefined;
   onStoredBytes?: ((sizeBytes: number) => void) | undefined;
+  /** The stored bytes' size and hash: a mismatch fails the chain before its output ends. */
+  expect?: ExpectedBytes | undefined;
 }
 
 export interface DecodeChain {
@@ -90,7 +92,7 @@ export interface DecodeChain {
 }
 
 export function decodeChain(stored: Readable, options: DecodeOptions): DecodeChain {
-  const storedTap = new HashTap(options.onStoredBytes);
+  const storedTap = new HashTap(options.onStoredBytes, { expect: options.expect });
   const stages: Array<Readable | Transform | Stage["stream"]> = [stored, storedTap];
   const tools: Promise<unknown>[] = [];
   for (const step of [...options.codec].reverse()) {

@@ -9,6 +9,7 @@ import { resolveBackup, type BackupSelector } from "../catalog/catalog.js";
 import type { Layout } from "../storage/layout.js";
 import type { ObjectStore } from "../storage/store.js";
 import { sourceKind } from "../sources/registry.js";
+import type { RestoreTarget } from "../sources/source.js";
 
 /**
  * On-demand restore of one backup into a target. Everything that can be
@@ -22,10 +23,29 @@ export interface RestoreRequest {
   layout: Layout;
   identities: readonly AgeIdentity[];
   selector: BackupSelector;
-  target: { location: string | undefined; force: boolean };
+  /** The backup, when the caller already resolved it with `resolveRestorable` (the selector is then not used). */
+  manifest?: Manifest | undefined;
+  target: RestoreTarget;
   signal?: AbortSignal | undefined;
   log?: Logger;
   events?: { start?(info: { manifest: Manifest }): void; progress?(info: { storedBytes: number; totalBytes: number }): void };
+}
+
+/**
+ * The backup a restore would use, checked for everything that can be known
+ * before a byte is written: it exists, its manifest is sound, the configured
+ * key can decrypt it, and it holds what the job's source restores.
+ */
+export async function resolveRestorable(request: Pick<RestoreRequest, "job" | "store" | "layout" | "identities" | "selector">): Promise<Manifest> {
+  const { job } = request;
+  const manifest = await resolveBackup(request.store, request.layout, job.name, request.selector);
+  assertCanDecrypt(manifest, request.identities);
+  if (manifest.source.kind !== job.source.type) {
+    throw new LifeboatError("RESTORE_KIND_MISMATCH", `backup ${manifest.id} holds a "${manifest.source.kind}" source but job "${job.name}" is now "${job.source.type}"`, {
+      kind: "usage",
+    });
+  }
+  return manifest;
 }
 
 export interface RestoreResult {
@@ -38,32 +58,33 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreResult
   const started = performance.now();
   const { job, store, layout, signal } = request;
   const log = (request.log ?? silentLogger).child({ job: job.name });
-  const manifest = await resolveBackup(store, layout, job.name, request.selector);
-  assertCanDecrypt(manifest, request.identities);
+  const manifest = request.manifest ?? (await resolveRestorable(request));
   const source = sourceKind(job.source);
-  if (manifest.source.kind !== job.source.type) {
-    throw new LifeboatError("RESTORE_KIND_MISMATCH", `backup ${manifest.id} holds a "${manifest.source.kind}" source but job "${job.name}" is now "${job.source.type}"`, {
-      kind: "usage",
-    });
-  }
-  const prepared = await source.prepareRestore(job.source, request.target, { job: job.name, signal, log });
+  const prepared = await source.prepareRestore(job.source, request.target, { job: job.name, signal, log }, manifest);
   request.events?.start?.({ manifest });
   log.info({ backupId: manifest.id, target: prepared.description }, "restore started");
 
-  const data = manifest.objects.find((o) => o.role === "data") ?? manifest.objects[0]!;
+  const totalBytes = manifest.objects.reduce((sum, o) => sum + o.sizeBytes, 0);
+  let doneBytes = 0;
   try {
-    await readBackupObject(store, layout, manifest, data, (decoded) => prepared.write(decoded), {
-      identities: request.identities,
-      signal,
-      onStoredBytes: (storedBytes) => {
-        // A reporter that throws must never break the restore it reports on.
-        try {
-          request.events?.progress?.({ storedBytes, totalBytes: data.sizeBytes });
-        } catch (error) {
-          log.warn({ err: (error as Error).message }, "progress reporter failed");
-        }
-      },
-    });
+    // Objects in manifest order: the order the source dumped them and restores them.
+    for (const object of manifest.objects) {
+      await readBackupObject(store, layout, manifest, object, (decoded) => prepared.write(decoded, object), {
+        identities: request.identities,
+        signal,
+        onStoredBytes: (storedBytes) => {
+          // A reporter that throws must never break the restore it reports on.
+          try {
+            request.events?.progress?.({ storedBytes: doneBytes + storedBytes, totalBytes });
+          } catch (error) {
+            log.warn({ err: (error as Error).message }, "progress reporter failed");
+          }
+        },
+      });
+      doneBytes += object.sizeBytes;
+    }
+    if (signal?.aborted) throw new LifeboatError("INTERRUPTED", "interrupted", { kind: "interrupted" });
+    await prepared.commit();
   } catch (error) {
     await prepared.discard().catch((e: unknown) => log.warn({ err: (e as Error).message }, "could not remove the staging area"));
     if (signal?.aborted || isAbortError(error)) {
@@ -71,7 +92,6 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreResult
     }
     throw error;
   }
-  await prepared.commit();
   const durationMs = performance.now() - started;
   log.info({ backupId: manifest.id, durationMs: Math.round(durationMs) }, "restore committed");
   return { manifest, target: prepared.description, durationMs };

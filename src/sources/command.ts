@@ -12,7 +12,10 @@ import type { SourceKind } from "./source.js";
  */
 export const commandSource: SourceKind<CommandSource> = {
   type: "command",
-  format: "stream",
+
+  parts() {
+    return [{ role: "data", format: "stream" }];
+  },
 
   describe(spec) {
     return `command: ${spec.command[0]}`;

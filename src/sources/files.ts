@@ -21,7 +21,10 @@ let tarVersion: Promise<string | undefined> | undefined;
 
 export const filesSource: SourceKind<FilesSource> = {
   type: "files",
-  format: "tar",
+
+  parts() {
+    return [{ role: "data", format: "tar" }];
+  },
 
   describe(spec) {
     return `files: ${spec.paths.join(", ")}${spec.exclude.length ? ` (excluding ${spec.exclude.join(", ")})` : ""}`;
@@ -35,7 +38,7 @@ export const filesSource: SourceKind<FilesSource> = {
     return tarVersion;
   },
 
-  async openDump(spec, context, options = {}) {
+  async openDump(spec, context, options) {
     for (const path of spec.paths) {
       const stat = await fs.lstat(path).catch(() => undefined);
       if (!stat) {
