@@ -33,6 +33,21 @@ export interface ToolSpec {
   timeoutMs?: number;
   /** Run as this user (needs root); see `lookupUser`. */
   runAs?: SystemUser | undefined;
+  /**
+   * false: the tool gets only PATH, the locale and time zone plus `env`, not
+   * Lifeboat's environment. For servers (scratch clusters) that would
+   * otherwise carry storage credentials where any superuser can read them.
+   */
+  inheritEnv?: boolean | undefined;
+}
+
+const BASE_ENV = ["PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ"];
+
+function toolEnv(spec: ToolSpec): { env: Record<string, string | undefined>; extendEnv: boolean } {
+  const own = spec.runAs ? { HOME: spec.runAs.home, USER: spec.runAs.name, LOGNAME: spec.runAs.name } : {};
+  if (spec.inheritEnv !== false) return { env: { ...spec.env, ...own }, extendEnv: true };
+  const base = Object.fromEntries(BASE_ENV.filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k]]));
+  return { env: { ...base, ...spec.env, ...own }, extendEnv: false };
 }
 
 export interface SystemUser {
@@ -57,6 +72,8 @@ export interface RunningTool {
   done: Promise<ToolExit>;
   /** The process id, for tests and sweeps. */
   pid: number | undefined;
+  /** Kills the tool now (SIGKILL unless told otherwise); `done` then reports TOOL_KILLED. */
+  kill(signal?: NodeJS.Signals): void;
 }
 
 const STDERR_TAIL_BYTES = 8 * 1024;
@@ -71,10 +88,8 @@ export function startTool(spec: ToolSpec): RunningTool {
     stdout: spec.stdout ?? "pipe",
     stderr: "pipe",
     buffer: false,
-    env: spec.env,
-    extendEnv: true,
     // A tool started as another user must not inherit our HOME (it could not read it).
-    ...(spec.runAs ? { env: { ...spec.env, HOME: spec.runAs.home, USER: spec.runAs.name, LOGNAME: spec.runAs.name } } : {}),
+    ...toolEnv(spec),
     cwd: spec.cwd,
     cancelSignal: spec.signal,
     forceKillAfterDelay: 2_000,
@@ -110,7 +125,7 @@ export function startTool(spec: ToolSpec): RunningTool {
   });
   done.catch(() => {});
 
-  return { stdin: child.stdin ?? null, stdout: child.stdout ?? null, done, pid: child.pid };
+  return { stdin: child.stdin ?? null, stdout: child.stdout ?? null, done, pid: child.pid, kill: (signal = "SIGKILL") => void child.kill(signal) };
 }
 
 /**
