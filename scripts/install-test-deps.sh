@@ -5,10 +5,15 @@
 #   radosgw, ceph the strict S3 server the tests start on 127.0.0.1 (Ceph RGW)
 #   curl          radosgw's readiness probe
 #   python3       builds hostile tar archives for the restore-guard tests
+#   mariadb-server, mariadb-client
+#                 the mariadb source and scratch tests start throwaway servers
+#                 (mariadb-install-db, mariadbd) and dump/restore with the
+#                 standard tools (mariadb-dump, mariadb)
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   age zstd tar gzip curl python3 ca-certificates \
-  radosgw ceph-mon ceph-osd ceph-common >/dev/null
+  radosgw ceph-mon ceph-osd ceph-common \
+  mariadb-server mariadb-client >/dev/null
 echo "test dependencies installed"

@@ -7,19 +7,19 @@
  * run vitest from there. `UPDATE_GOLDEN=1 npx vitest run test/config.test.ts`
  * rewrites the .out files; read every changed one before keeping it.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
-import { checkConfig, loadConfig } from "../src/config/load.js";
+import { checkConfig, loadConfig, scratchNamed } from "../src/config/load.js";
 import { configJsonSchema } from "../src/config/schema.js";
 import { MAX_CONFIG_BYTES } from "../src/config/yaml-document.js";
 import { generateIdentity } from "../src/pipeline/age/index.js";
 import { forgetSecretsForTests, redactText } from "../src/log/redact.js";
 
 const GOLDEN_DIR = "test/config/golden";
-const ENV: NodeJS.ProcessEnv = { ORDERS_KEY: "AKIAEXAMPLE", S3_SECRET: "s3cr3t-value-123" };
+const ENV: NodeJS.ProcessEnv = { ORDERS_KEY: "AKIAEXAMPLE", S3_SECRET: "s3cr3t-value-123", ORDERS_DB_URL: "postgresql://orders@db.internal/orders" };
 const UPDATE = process.env.UPDATE_GOLDEN === "1";
 
 const cases = readdirSync(GOLDEN_DIR)
@@ -113,6 +113,63 @@ describe("config loading", () => {
     ]);
     expect(report).toBe(`${file}: config file not found (use -c FILE or LIFEBOAT_CONFIG) [file]`);
     expect(() => loadConfig(file, ENV)).toThrow(/config file not found/);
+  });
+
+  it("accepts the shipped example configs", () => {
+    const dir = tempDir();
+    mkdirSync(join(dir, "examples"));
+    mkdirSync(join(dir, ".lifeboat"));
+    writeFileSync(join(dir, ".lifeboat", "demo-identity.txt"), `${generateIdentity().identity}\n`);
+    for (const example of ["examples/minio.yaml", "lifeboat.yaml"]) {
+      writeFileSync(join(dir, example), readFileSync(example, "utf8"));
+      const env = { MINIO_KEY: "minio", MINIO_SECRET: "minio-secret", ORDERS_DB_URL: "postgresql://app:app-secret@127.0.0.1:5432/orders" };
+      const { config, report } = checkConfig(join(dir, example), env);
+      expect({ example, report }).toEqual({ example, report: "" });
+      expect(config).toBeDefined();
+    }
+  });
+
+  it("builds database connections from a URL or discrete fields, keeping the password out of the URL and redacted", () => {
+    const dir = tempDir();
+    const file = join(dir, "lifeboat.yaml");
+    writeFileSync(
+      file,
+      [
+        "jobs:",
+        "  orders:",
+        "    source: { type: postgres, url: \"${env:DB_URL}\", globals: true, stageAboveMiB: 0 }",
+        "  shop:",
+        "    source: { type: mariadb, host: 127.0.0.1, port: 3307, user: shop, password: \"${env:SHOP_PASSWORD}\", database: shop, bin: ./tools }",
+        "scratch:",
+        "  shared: { type: postgres, server: \"${env:SCRATCH_URL}\" }",
+        "  files: { type: directory }",
+        "",
+      ].join("\n"),
+    );
+    const env = {
+      DB_URL: "postgresql://app:pa%3Ass-word@db.internal:6432/orders?sslmode=require",
+      SHOP_PASSWORD: "sh0p-s3cret",
+      SCRATCH_URL: "postgres://ci@127.0.0.1/postgres",
+    };
+    const { config } = loadConfig(file, env);
+    expect(config.jobs.orders!.source).toMatchObject({
+      type: "postgres",
+      connection: { host: "db.internal", port: 6432, user: "app", password: "pa:ss-word", database: "orders", options: { sslmode: "require" } },
+      globals: true,
+      noOwner: undefined,
+      stageAboveBytes: 0,
+    });
+    expect(config.jobs.shop!.source).toMatchObject({
+      type: "mariadb",
+      connection: { host: "127.0.0.1", port: 3307, user: "shop", password: "sh0p-s3cret", database: "shop" },
+      bin: join(dir, "tools"),
+    });
+    expect(config.scratch.shared).toMatchObject({ type: "postgres", runAs: "postgres", server: { host: "127.0.0.1", user: "ci", database: "postgres" } });
+    expect(config.scratch.files).toEqual({ type: "directory" });
+    expect(scratchNamed(config, "postgres").spec).toMatchObject({ type: "postgres", server: undefined, runAs: "postgres" });
+    expect(scratchNamed(config, "shared").spec).toBe(config.scratch.shared);
+    expect(() => scratchNamed(config, "nope")).toThrow(/unknown scratch environment "nope"; expected one of: shared, files, directory, postgres, mariadb/);
+    expect(redactText("password pa:ss-word and sh0p-s3cret")).toBe("password [redacted] and [redacted]");
   });
 
   it("resolves ${env:…} and ${file:…} references and makes relative paths absolute", () => {
@@ -239,7 +296,7 @@ describe("config loading", () => {
     const schema = configJsonSchema() as { $schema?: unknown; type?: unknown; properties?: Record<string, unknown> };
     expect(typeof schema.$schema).toBe("string");
     expect(schema.type).toBe("object");
-    expect(Object.keys(schema.properties ?? {}).sort()).toEqual(["encryption", "jobs", "storage"]);
+    expect(Object.keys(schema.properties ?? {}).sort()).toEqual(["encryption", "jobs", "scratch", "storage"]);
     expect(schema.properties?.jobs).toMatchObject({ type: "object" });
     expect(() => JSON.stringify(schema)).not.toThrow();
   });

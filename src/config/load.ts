@@ -281,13 +281,13 @@ function buildSource(job: string, source: RawConfig["jobs"][string]["source"], b
 type ConnectionFields = { url?: string | undefined; host?: string | undefined; port?: number | undefined; socket?: string | undefined; user?: string | undefined; password?: string | undefined; database?: string | undefined };
 
 /** A connection from `url` (plus an optional `password`) or from the discrete fields, never a mix. */
-function buildConnection(fields: ConnectionFields, family: DatabaseFamily, owner: string, where: Path, problem: Report): DatabaseConnection {
+function buildConnection(fields: ConnectionFields, family: DatabaseFamily, owner: string, where: Path, problem: Report, urlKey = "url"): DatabaseConnection {
   let connection: DatabaseConnection = { host: fields.host, port: fields.port, socket: fields.socket, user: fields.user, password: fields.password, database: fields.database ?? "", options: {} };
   if (fields.url !== undefined) {
     const mixed = (["host", "port", "socket", "user", "database"] as const).filter((k) => fields[k] !== undefined);
     if (mixed.length) problem([...where, mixed[0]!], `${mixed[0]} in ${owner} cannot be combined with url; put it in the URL`, "schema");
     const parsed = parseDatabaseUrl(fields.url, family);
-    if ("problem" in parsed) problem([...where, "url"], `url in ${owner} ${parsed.problem}`, "schema");
+    if ("problem" in parsed) problem([...where, urlKey], `${urlKey} in ${owner} ${parsed.problem}`, "schema");
     else {
       if (parsed.connection.password !== undefined && fields.password !== undefined) {
         problem([...where, "password"], `password in ${owner} is also in its url; give it once`, "schema");
@@ -311,7 +311,7 @@ function buildScratch(name: string, scratch: ScratchConfig, baseDir: string, pro
     case "mariadb":
       return { type: "mariadb", runAs: scratch.runAs, bin };
     case "postgres": {
-      const server = scratch.server === undefined ? undefined : buildConnection({ url: scratch.server }, "postgres", `scratch "${name}"`, ["scratch", name], problem);
+      const server = scratch.server === undefined ? undefined : buildConnection({ url: scratch.server }, "postgres", `scratch "${name}"`, ["scratch", name], problem, "server");
       return { type: "postgres", server, runAs: scratch.runAs, bin };
     }
   }

@@ -12,7 +12,7 @@ export interface SchemaProblem {
   message: string;
 }
 
-const OWNERS: Record<string, string> = { jobs: "job", storage: "storage", drills: "drill" };
+const OWNERS: Record<string, string> = { jobs: "job", storage: "storage", drills: "drill", scratch: "scratch" };
 
 /** `job "orders-db" source` for ["jobs", "orders-db", "source", …]. */
 export function ownerOf(path: Path): string {
