@@ -1,51 +1,13 @@
 import { spawn } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { ListMultipartUploadsCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateIdentity } from "../src/pipeline/age/index.js";
 import { createTestBucket, rawS3Client, s3Servers, type S3ServerInfo } from "./setup/s3-servers.js";
 import { makeTree, tempDir } from "./support/builders.js";
 import { snapshot } from "./support/tree.js";
-
-/**
- * The built CLI, run as a user would: a child process with argv, reading a
- * real lifeboat.yaml, talking to the real radosgw started by the test setup.
- */
-const CLI = resolve("dist/cli/main.js");
-
-interface Run {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-interface RunOptions {
-  env?: Record<string, string>;
-  cwd?: string;
-  /** Run through this command first, e.g. ["runuser", "-u", "nobody", "--"]. */
-  prefix?: string[];
-  onSpawn?: (child: ReturnType<typeof spawn>) => void;
-}
-
-function lifeboat(args: string[], options: RunOptions = {}): Promise<Run> {
-  return new Promise((resolvePromise, reject) => {
-    const [program, ...programArgs] = [...(options.prefix ?? []), process.execPath, CLI, ...args];
-    const child = spawn(program!, programArgs, {
-      cwd: options.cwd,
-      env: { ...process.env, LIFEBOAT_LOG_LEVEL: "info", ...options.env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.on("error", reject);
-    child.on("close", (code, signal) => resolvePromise({ code, signal, stdout, stderr }));
-    options.onSpawn?.(child);
-  });
-}
+import { CLI, lifeboat } from "./support/cli.js";
 
 const key = generateIdentity();
 
@@ -119,7 +81,7 @@ jobs:
     expect(result.code).toBe(0);
     const schema = JSON.parse(result.stdout) as { $schema: string; properties: Record<string, unknown> };
     expect(schema.$schema).toMatch(/json-schema/);
-    expect(Object.keys(schema.properties)).toEqual(["storage", "encryption", "jobs"]);
+    expect(Object.keys(schema.properties)).toEqual(["storage", "encryption", "jobs", "scratch"]);
   });
 
   it("creates an age identity readable only by its owner, and never overwrites one", async () => {

@@ -9,12 +9,13 @@ import { listCommand } from "./commands/list.js";
 import { probeCommand } from "./commands/probe.js";
 import { restoreCommand } from "./commands/restore.js";
 import { schemaCommand } from "./commands/schema.js";
+import { scratchCommand } from "./commands/scratch.js";
 import { validateCommand } from "./commands/validate.js";
 import { verifyCommand } from "./commands/verify.js";
 import { createContext } from "./context.js";
 import { EXIT, createOutput, exitCodeFor, reportError } from "./output.js";
 
-const COMMANDS: Command[] = [validateCommand, backupCommand, listCommand, verifyCommand, restoreCommand, probeCommand, schemaCommand, keygenCommand];
+const COMMANDS: Command[] = [validateCommand, backupCommand, listCommand, verifyCommand, restoreCommand, scratchCommand, probeCommand, schemaCommand, keygenCommand];
 
 const GLOBAL_OPTIONS = {
   config: { type: "string", short: "c" },

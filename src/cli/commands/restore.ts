@@ -1,15 +1,22 @@
-import { runRestore } from "../../restore/run-restore.js";
-import { LifeboatError } from "../../model/errors.js";
+import { scratchNamed } from "../../config/load.js";
 import { formatDuration } from "../../model/duration.js";
+import { LifeboatError } from "../../model/errors.js";
+import type { BackupJob } from "../../model/job.js";
+import { restoreIntoScratch } from "../../restore/restore-into-scratch.js";
+import { runRestore, type RestoreResult } from "../../restore/run-restore.js";
+import type { ScratchEnvironment } from "../../scratch/environments.js";
+import type { CommandContext } from "../context.js";
 import { EXIT } from "../output.js";
 import { ProgressBar } from "../progress.js";
 import type { Command } from "../command.js";
 
+const SCRATCH_PREFIX = "scratch:";
+
 export const restoreCommand: Command = {
   name: "restore",
-  summary: "restore a backup into a target; refuses a non-empty target without --force",
-  usage: "lifeboat restore JOB --to TARGET [--id ID | --at TIME] [--force]",
-  options: { to: { type: "string" }, id: { type: "string" }, at: { type: "string" }, force: { type: "boolean" } },
+  summary: "restore a backup into a folder, a database URL or a new scratch environment; refuses a non-empty target without --force",
+  usage: "lifeboat restore JOB --to TARGET|scratch:NAME [--id ID | --at TIME] [--force] [--keep-scratch]",
+  options: { to: { type: "string" }, id: { type: "string" }, at: { type: "string" }, force: { type: "boolean" }, "keep-scratch": { type: "boolean" } },
   async run(ctx, { values, positionals }) {
     if (positionals.length !== 1) throw new LifeboatError("USAGE", "restore takes exactly one job", { kind: "usage" });
     if (values.id && values.at) throw new LifeboatError("USAGE", "--id and --at cannot be combined", { kind: "usage" });
@@ -18,26 +25,37 @@ export const restoreCommand: Command = {
       at = new Date(values.at);
       if (Number.isNaN(at.getTime())) throw new LifeboatError("USAGE", `--at "${values.at}" is not a time; use ISO 8601, e.g. 2026-11-21T19:00:00Z`, { kind: "usage" });
     }
+    const to = values.to as string | undefined;
     const job = ctx.job(positionals[0]!);
     const { store, layout } = await ctx.storeFor(job);
     const bar = new ProgressBar(`restore ${job.name}`);
+    const request = {
+      job,
+      store,
+      layout,
+      identities: ctx.identities(),
+      selector: { id: values.id as string | undefined, at },
+      signal: ctx.signal,
+      log: ctx.log,
+      events: { progress: ({ storedBytes, totalBytes }: { storedBytes: number; totalBytes: number }) => bar.update(storedBytes, totalBytes) },
+    };
     try {
-      const result = await runRestore({
-        job,
-        store,
-        layout,
-        identities: ctx.identities(),
-        selector: { id: values.id as string | undefined, at },
-        target: { location: values.to as string | undefined, force: values.force === true },
-        signal: ctx.signal,
-        log: ctx.log,
-        events: { progress: ({ storedBytes, totalBytes }) => bar.update(storedBytes, totalBytes) },
-      });
-      bar.done();
-      if (ctx.output.json) {
-        ctx.output.printJson({ ok: true, job: job.name, id: result.manifest.id, consistentAt: result.manifest.consistentAt, target: result.target, durationMs: Math.round(result.durationMs) });
+      if (to?.startsWith(SCRATCH_PREFIX)) {
+        if (values.force) throw new LifeboatError("USAGE", "--force has no use with a scratch target (it is always new)", { kind: "usage" });
+        const config = ctx.loadConfig();
+        const result = await restoreIntoScratch({
+          ...request,
+          scratch: scratchNamed(config, to.slice(SCRATCH_PREFIX.length)),
+          declared: Object.entries(config.scratch).map(([name, spec]) => ({ name, spec })),
+          keepOnFailure: values["keep-scratch"] === true,
+        });
+        bar.done();
+        report(ctx, job, result, result.environment);
       } else {
-        ctx.output.out(`${job.name}: restored backup ${result.manifest.id} (consistent at ${result.manifest.consistentAt}) into ${result.target} in ${formatDuration(result.durationMs)}`);
+        if (values["keep-scratch"]) throw new LifeboatError("USAGE", "--keep-scratch only applies to --to scratch:NAME", { kind: "usage" });
+        const result = await runRestore({ ...request, target: { location: to, force: values.force === true } });
+        bar.done();
+        report(ctx, job, result, undefined);
       }
       return EXIT.ok;
     } finally {
@@ -45,3 +63,26 @@ export const restoreCommand: Command = {
     }
   },
 };
+
+function report(ctx: CommandContext, job: BackupJob, result: RestoreResult, scratch: ScratchEnvironment | undefined): void {
+  const cleanup = scratch ? `lifeboat scratch remove ${scratch.id}` : undefined;
+  if (ctx.output.json) {
+    ctx.output.printJson({
+      ok: true,
+      job: job.name,
+      id: result.manifest.id,
+      consistentAt: result.manifest.consistentAt,
+      target: result.target,
+      durationMs: Math.round(result.durationMs),
+      ...(scratch ? { scratch: { id: scratch.id, type: scratch.type, connection: scratch.connection, cleanup } } : {}),
+    });
+    return;
+  }
+  ctx.output.out(`${job.name}: restored backup ${result.manifest.id} (consistent at ${result.manifest.consistentAt}) into ${result.target} in ${formatDuration(result.durationMs)}`);
+  if (scratch) {
+    ctx.output.out(`scratch environment ${scratch.id} (${scratch.type}) is kept for you:`);
+    for (const [key, value] of Object.entries(scratch.connection)) if (!/pass|secret|token/i.test(key)) ctx.output.out(`  ${key}: ${value}`);
+    if (scratch.connectHint) ctx.output.out(`  connect: ${scratch.connectHint}`);
+    ctx.output.out(`  remove it with: ${cleanup}`);
+  }
+}
