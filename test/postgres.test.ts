@@ -332,8 +332,10 @@ describe("lifeboat restore --to scratch:postgres (the built CLI)", () => {
     const restored = await lifeboat(["-c", config, "--json", "restore", "shop", "--to", "scratch:postgres"], { env });
     expect(restored.stderr).not.toMatch(/"level":(50|60)/);
     expect(restored.code).toBe(0);
-    const result = JSON.parse(restored.stdout) as { scratch: { id: string; connection: { url: string }; cleanup: string } };
+    const result = JSON.parse(restored.stdout) as { durationMs: number; scratch: { id: string; connection: { url: string }; provisionMs: number; cleanup: string } };
     expect(result.scratch.cleanup).toBe(`lifeboat scratch remove ${result.scratch.id}`);
+    expect(result.scratch.provisionMs).toBeGreaterThan(0);
+    expect(result.durationMs).toBeGreaterThan(0);
     expect(await fingerprint(result.scratch.connection.url)).toEqual(await fingerprint(shopUrl));
 
     const listed = await lifeboat(["-c", config, "--json", "scratch", "list"], { env });

@@ -26,6 +26,8 @@ export interface ScratchRestoreRequest extends Omit<RestoreRequest, "target"> {
 
 export interface ScratchRestoreResult extends RestoreResult {
   environment: ScratchEnvironment;
+  /** How long creating the environment took (not part of `durationMs`). */
+  provisionMs: number;
 }
 
 export async function restoreIntoScratch(request: ScratchRestoreRequest): Promise<ScratchRestoreResult> {
@@ -33,12 +35,14 @@ export async function restoreIntoScratch(request: ScratchRestoreRequest): Promis
   assertScratchFits(request.job.source, request.scratch);
   const manifest = await resolveRestorable(request);
   await sweepScratch({ root: request.root, specs: request.declared, log });
+  const provisioning = performance.now();
   const environment = await provisionScratch(request.scratch, newRunId(), { root: request.root, log, signal: request.signal });
+  const provisionMs = performance.now() - provisioning;
   try {
     const location = scratchLocation(request.job.source, environment.connection, request.scratch);
     const result = await runRestore({ ...request, manifest, target: { location, force: false, scratch: true } });
     await environment.keep();
-    return { ...result, environment };
+    return { ...result, environment, provisionMs };
   } catch (error) {
     if (request.keepOnFailure) await environment.keep();
     else await environment.teardown().catch((e: unknown) => log.warn({ err: (e as Error).message }, "could not remove the scratch environment; the next start will"));

@@ -50,7 +50,7 @@ export const restoreCommand: Command = {
           keepOnFailure: values["keep-scratch"] === true,
         });
         bar.done();
-        report(ctx, job, result, result.environment);
+        report(ctx, job, result, { environment: result.environment, provisionMs: result.provisionMs });
       } else {
         if (values["keep-scratch"]) throw new LifeboatError("USAGE", "--keep-scratch only applies to --to scratch:NAME", { kind: "usage" });
         const result = await runRestore({ ...request, target: { location: to, force: values.force === true } });
@@ -64,7 +64,8 @@ export const restoreCommand: Command = {
   },
 };
 
-function report(ctx: CommandContext, job: BackupJob, result: RestoreResult, scratch: ScratchEnvironment | undefined): void {
+function report(ctx: CommandContext, job: BackupJob, result: RestoreResult, created: { environment: ScratchEnvironment; provisionMs: number } | undefined): void {
+  const scratch = created?.environment;
   const cleanup = scratch ? `lifeboat scratch remove ${scratch.id}` : undefined;
   if (ctx.output.json) {
     ctx.output.printJson({
@@ -74,13 +75,13 @@ function report(ctx: CommandContext, job: BackupJob, result: RestoreResult, scra
       consistentAt: result.manifest.consistentAt,
       target: result.target,
       durationMs: Math.round(result.durationMs),
-      ...(scratch ? { scratch: { id: scratch.id, type: scratch.type, connection: scratch.connection, cleanup } } : {}),
+      ...(scratch ? { scratch: { id: scratch.id, type: scratch.type, connection: scratch.connection, provisionMs: Math.round(created.provisionMs), cleanup } } : {}),
     });
     return;
   }
   ctx.output.out(`${job.name}: restored backup ${result.manifest.id} (consistent at ${result.manifest.consistentAt}) into ${result.target} in ${formatDuration(result.durationMs)}`);
   if (scratch) {
-    ctx.output.out(`scratch environment ${scratch.id} (${scratch.type}) is kept for you:`);
+    ctx.output.out(`scratch environment ${scratch.id} (${scratch.type}, ready in ${formatDuration(created.provisionMs)}) is kept for you:`);
     for (const [key, value] of Object.entries(scratch.connection)) if (!/pass|secret|token/i.test(key)) ctx.output.out(`  ${key}: ${value}`);
     if (scratch.connectHint) ctx.output.out(`  connect: ${scratch.connectHint}`);
     ctx.output.out(`  remove it with: ${cleanup}`);
