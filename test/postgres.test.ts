@@ -1,5 +1,5 @@
-import { execFileSync, spawnSync, type ChildProcess } from "node:child_process";
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync, type ChildProcess } from "node:child_process";
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
@@ -38,6 +38,18 @@ function postgresJob(url: string, overrides: Partial<PostgresSource> = {}, job: 
     ...overrides,
   };
   return { name: "shop", source, storage: "test", compression: "zstd", encrypt: true, allowEmpty: false, ...job };
+}
+
+/** The pid of a running process whose argv matches, from /proc. */
+function findProcess(matches: (argv: string[]) => boolean): string | undefined {
+  for (const pid of readdirSync("/proc").filter((name) => /^\d+$/.test(name))) {
+    try {
+      if (matches(readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean))) return pid;
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return undefined;
 }
 
 const ephemeral: NamedScratch = { name: "db", spec: { type: "postgres", server: undefined, runAs: "postgres", bin: undefined } };
@@ -256,7 +268,7 @@ describe("postgres backups", () => {
         let pid: string | undefined;
         for (let i = 0; i < 200 && !pid; i++) {
           await new Promise((r) => setTimeout(r, 25));
-          pid = spawnSync("pgrep", ["-f", "pg_dump --format=custom"], { encoding: "utf8" }).stdout.trim().split("\n")[0] || undefined;
+          pid = findProcess((argv) => argv[0]?.endsWith("pg_dump") === true && argv.includes("--format=custom"));
         }
         expect(pid).toBeDefined();
         process.kill(Number(pid), "SIGKILL");
