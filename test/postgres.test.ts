@@ -327,6 +327,8 @@ describe("lifeboat restore --to scratch:postgres (the built CLI)", () => {
         "jobs:",
         "  shop:",
         '    source: { type: postgres, url: "${env:SHOP_URL}" }',
+        "  damaged:",
+        '    source: { type: postgres, url: "${env:SHOP_URL}" }',
         "",
       ].join("\n"),
     );
@@ -402,6 +404,26 @@ describe("lifeboat restore --to scratch:postgres (the built CLI)", () => {
     expect(JSON.parse(swept.stdout)).toEqual({ ok: true, removed: [] });
     expect((await records()).map((r) => r.id)).toEqual([id]);
     expect((await lifeboat(["-c", config, "scratch", "remove", id], { env })).code).toBe(0);
+  }, 120_000);
+
+  it("tears a failed restore's cluster down, or keeps it with --keep-scratch and says how to reach and remove it", async () => {
+    expect((await lifeboat(["-c", config, "backup", "damaged"], { env })).code).toBe(0);
+    const [id] = readdirSync(join(work, "store", "damaged"));
+    const object = join(work, "store", "damaged", id!, "data.pgdump.zst.age");
+    const bytes = readFileSync(object);
+    bytes[Math.floor(bytes.length / 2)] ^= 0x01;
+    writeFileSync(object, bytes);
+
+    const failed = await lifeboat(["-c", config, "restore", "damaged", "--to", "scratch:postgres"], { env });
+    expect(failed.code).toBe(1);
+    expect(await records()).toEqual([]);
+
+    const kept = await lifeboat(["-c", config, "restore", "damaged", "--to", "scratch:postgres", "--keep-scratch"], { env });
+    expect(kept.code).toBe(1);
+    expect(kept.stderr).toMatch(/scratch environment \S+ \(postgres, kept for debugging\):/);
+    const scratchId = /remove it with: lifeboat scratch remove (\S+)/.exec(kept.stderr)?.[1];
+    expect((await records()).map((r) => [r.id, r.kept])).toEqual([[scratchId, true]]);
+    expect((await lifeboat(["-c", config, "scratch", "remove", scratchId!], { env })).code).toBe(0);
   }, 120_000);
 
   it("refuses a files-only scratch kind for a database job before creating anything", async () => {

@@ -19,6 +19,8 @@ export interface ScratchRestoreRequest extends Omit<RestoreRequest, "target"> {
   /** Every scratch environment the config declares (the sweep needs their secrets). */
   declared: readonly NamedScratch[];
   keepOnFailure: boolean;
+  /** Called when a failed restore's environment is kept (`keepOnFailure`), so the user learns where it is. */
+  onKeptAfterFailure?: ((environment: ScratchEnvironment) => void) | undefined;
   /** Where environments live (default LIFEBOAT_SCRATCH_DIR or `<tmp>/lifeboat-scratch`). */
   root?: string | undefined;
   log?: Logger;
@@ -44,8 +46,10 @@ export async function restoreIntoScratch(request: ScratchRestoreRequest): Promis
     await environment.keep();
     return { ...result, environment, provisionMs };
   } catch (error) {
-    if (request.keepOnFailure) await environment.keep();
-    else await environment.teardown().catch((e: unknown) => log.warn({ err: (e as Error).message }, "could not remove the scratch environment; the next start will"));
+    if (request.keepOnFailure) {
+      await environment.keep();
+      request.onKeptAfterFailure?.(environment);
+    } else await environment.teardown().catch((e: unknown) => log.warn({ err: (e as Error).message }, "could not remove the scratch environment; the next start will"));
     throw error;
   }
 }

@@ -48,6 +48,10 @@ export const restoreCommand: Command = {
           scratch: scratchNamed(config, to.slice(SCRATCH_PREFIX.length)),
           declared: Object.entries(config.scratch).map(([name, spec]) => ({ name, spec })),
           keepOnFailure: values["keep-scratch"] === true,
+          onKeptAfterFailure: (environment) => {
+            bar.done();
+            for (const line of describeScratch(environment, "kept for debugging")) ctx.output.err(line);
+          },
         });
         bar.done();
         report(ctx, job, result, { environment: result.environment, provisionMs: result.provisionMs });
@@ -80,10 +84,14 @@ function report(ctx: CommandContext, job: BackupJob, result: RestoreResult, crea
     return;
   }
   ctx.output.out(`${job.name}: restored backup ${result.manifest.id} (consistent at ${result.manifest.consistentAt}) into ${result.target} in ${formatDuration(result.durationMs)}`);
-  if (scratch) {
-    ctx.output.out(`scratch environment ${scratch.id} (${scratch.type}, ready in ${formatDuration(created.provisionMs)}) is kept for you:`);
-    for (const [key, value] of Object.entries(scratch.connection)) if (!/pass|secret|token/i.test(key)) ctx.output.out(`  ${key}: ${value}`);
-    if (scratch.connectHint) ctx.output.out(`  connect: ${scratch.connectHint}`);
-    ctx.output.out(`  remove it with: ${cleanup}`);
-  }
+  if (scratch) for (const line of describeScratch(scratch, `ready in ${formatDuration(created.provisionMs)}, kept for you`)) ctx.output.out(line);
+}
+
+/** How to reach a kept scratch environment and how to remove it (never its secrets). */
+function describeScratch(scratch: ScratchEnvironment, state: string): string[] {
+  const lines = [`scratch environment ${scratch.id} (${scratch.type}, ${state}):`];
+  for (const [key, value] of Object.entries(scratch.connection)) if (!/pass|secret|token/i.test(key)) lines.push(`  ${key}: ${value}`);
+  if (scratch.connectHint) lines.push(`  connect: ${scratch.connectHint}`);
+  lines.push(`  remove it with: lifeboat scratch remove ${scratch.id}`);
+  return lines;
 }
