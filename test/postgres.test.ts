@@ -397,6 +397,22 @@ describe("lifeboat restore --to scratch:postgres (the built CLI)", () => {
     expect((await lifeboat(["-c", config, "scratch", "remove", fresh], { env })).code).toBe(0);
   }, 120_000);
 
+  it("on SIGINT during the restore, exits 130 and tears the cluster down", async () => {
+    let child: ChildProcess | undefined;
+    const running = lifeboat(["-c", config, "restore", "shop", "--to", "scratch:postgres"], { env, onSpawn: (c) => (child = c) });
+    let url: string | undefined;
+    for (let i = 0; i < 400 && !url; i++) {
+      await new Promise((r) => setTimeout(r, 25));
+      url = (await records())[0]?.connection?.url;
+    }
+    expect(url).toBeDefined();
+    child!.kill("SIGINT");
+    const interrupted = await running;
+    expect(interrupted.code).toBe(130);
+    expect(await records()).toEqual([]);
+    await expect(psql(url!, "SELECT 1")).rejects.toThrow();
+  }, 120_000);
+
   it("`scratch sweep` removes leftovers on demand and leaves kept environments alone", async () => {
     const kept = await lifeboat(["-c", config, "--json", "restore", "shop", "--to", "scratch:postgres"], { env });
     const id = (JSON.parse(kept.stdout) as { scratch: { id: string } }).scratch.id;
