@@ -4,43 +4,51 @@
 // does it use? Compares against restic and rclone on the same radosgw.
 // See bench/README.md. Plain Node ESM, no dependencies beyond the project's.
 //
-//   npm run bench                      # builds, then runs this file
+//   npm run bench                      # builds, then runs this and postgres-bench.mjs
 //   BENCH_SIZE_MB=256 BENCH_DOUBLE=0 BENCH_REPEAT=1 node bench/backup-bench.mjs
 //
 // Every child process is spawned with an argv array (no shell). Pipelines
 // (tar | zstd | …) are wired in Node by handing one child's stdout pipe to the
-// next child as its stdin, so the data never passes through this process.
-import { spawn, spawnSync } from "node:child_process";
-import { createCipheriv, createHash, randomBytes } from "node:crypto";
+// next child as its stdin, so the data never passes through this process
+// (bench/lib.mjs: runPipeline).
+import { createCipheriv, createHash } from "node:crypto";
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { cpus, loadavg, totalmem } from "node:os";
+import { join, relative } from "node:path";
 import {
-  accessSync,
-  closeSync,
-  constants as fsConstants,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  readFileSync,
-  readdirSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-  writeSync,
-} from "node:fs";
-import { createServer } from "node:net";
-import { cpus, loadavg, tmpdir, totalmem } from "node:os";
-import { delimiter, dirname, join, relative, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+  CLI,
+  DATA,
+  MIB,
+  ROOT,
+  SAMPLE_MS,
+  cleanup,
+  createBuckets,
+  describeCpu,
+  die,
+  ensureIdentity,
+  envFlag,
+  envInt,
+  firstLine,
+  fixed,
+  gnuTime,
+  installProcessHandlers,
+  isInterrupted,
+  log,
+  measure,
+  objectSize,
+  peerEnv,
+  runMain,
+  runPipeline,
+  scratchDir,
+  startRadosgw,
+  table,
+  tail,
+  verdict,
+  which,
+} from "./lib.mjs";
 
 // --- settings ----------------------------------------------------------------
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const DATA = join(ROOT, "bench", ".data");
-const CLI = join(ROOT, "dist", "cli", "main.js");
-const RADOSGW_SH = join(ROOT, "test", "servers", "radosgw.sh");
-
-const MIB = 1024 * 1024;
 const SIZE_MB = envInt("BENCH_SIZE_MB", 512);
 /** Also run (a) and (b) at twice the data, to show that RSS does not grow with it. */
 const DOUBLE = envFlag("BENCH_DOUBLE", true);
@@ -51,7 +59,6 @@ const REPEAT = envInt("BENCH_REPEAT", 3);
 const GOAL_RATIO = 1.15;
 const GOAL_RSS_MIB = 200;
 const ZSTD_LEVEL = 3;
-const SAMPLE_MS = 50;
 const GENERATOR_VERSION = 1;
 const SEED = 0x11feb0a7;
 
@@ -59,122 +66,7 @@ const BUCKET = "lifeboat-bench";
 const BUCKET_RESTIC = "lifeboat-bench-restic";
 const BUCKET_RCLONE = "lifeboat-bench-rclone";
 
-function envInt(name, fallback) {
-  const raw = process.env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) die(`${name} must be a positive integer, got "${raw}"`);
-  return n;
-}
-
-function envFlag(name, fallback) {
-  const raw = (process.env[name] ?? "").trim().toLowerCase();
-  if (raw === "") return fallback;
-  if (["1", "true", "yes", "on"].includes(raw)) return true;
-  if (["0", "false", "no", "off"].includes(raw)) return false;
-  die(`${name} must be 1 or 0, got "${process.env[name]}"`);
-}
-
-function die(message) {
-  process.stderr.write(`bench: ${message}\n`);
-  process.exit(2);
-}
-
-const log = (message) => process.stderr.write(`bench: ${message}\n`);
-
-// --- cleanup, signals ----------------------------------------------------------
-
-/** Children currently running, so a signal can stop them (by pid, never by name). */
-const running = new Set();
-const cleanups = [];
-let cleanupPromise;
-
-function onCleanup(task) {
-  cleanups.push(task);
-}
-
-function cleanup() {
-  cleanupPromise ??= (async () => {
-    for (const child of running) child.kill("SIGTERM");
-    while (cleanups.length > 0) {
-      const task = cleanups.pop();
-      try {
-        await task();
-      } catch (error) {
-        log(`cleanup failed: ${error.message}`);
-      }
-    }
-  })();
-  return cleanupPromise;
-}
-
-// The AWS SDK (used here only to create buckets) warns on Node 20; that is not news for a benchmark.
-process.removeAllListeners("warning");
-process.on("warning", (warning) => {
-  if (warning.name !== "NodeVersionSupportWarning" && !String(warning.message).includes("AWS SDK for JavaScript")) process.stderr.write(`${warning.name}: ${warning.message}\n`);
-});
-
-let interrupted = false;
-for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
-  process.on(signal, () => {
-    if (interrupted) process.exit(130);
-    interrupted = true;
-    log(`${signal}: stopping (cleaning up; press again to quit at once)`);
-    cleanup().finally(() => process.exit(130));
-  });
-}
-
-// --- small helpers ------------------------------------------------------------
-
-function which(program) {
-  for (const dir of (process.env.PATH ?? "").split(delimiter)) {
-    if (!dir) continue;
-    const path = join(dir, program);
-    try {
-      accessSync(path, fsConstants.X_OK);
-      if (statSync(path).isFile()) return path;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
-
-function firstLine(argv) {
-  const r = spawnSync(argv[0], argv.slice(1), { encoding: "utf8", timeout: 10_000 });
-  if (r.error || r.status !== 0) return undefined;
-  return `${r.stdout}${r.stderr}`.split("\n").find((l) => l.trim() !== "")?.trim();
-}
-
-function median(values) {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
-
-const fixed = (n, digits = 2) => (n === undefined || n === null || Number.isNaN(n) ? "-" : n.toFixed(digits));
-
-function tail(text, lines = 15) {
-  return text.trimEnd().split("\n").slice(-lines).join("\n");
-}
-
-async function freePort() {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => resolvePort(port));
-    });
-  });
-}
-
-function randomKey(length, alphabet) {
-  const bytes = randomBytes(length);
-  let out = "";
-  for (const b of bytes) out += alphabet[b % alphabet.length];
-  return out;
-}
+installProcessHandlers();
 
 // --- data set ------------------------------------------------------------------
 
@@ -413,252 +305,6 @@ function ensureDataset(sizeMiB) {
   return { ...marker, folder, name };
 }
 
-// --- /proc sampling --------------------------------------------------------------
-
-const CLK_TCK = Number(firstLine(["getconf", "CLK_TCK"])) || 100;
-
-/** {comm, ticks (utime+stime)} of a process or thread, or undefined when gone. */
-function readStat(path) {
-  let text;
-  try {
-    text = readFileSync(path, "latin1");
-  } catch {
-    return undefined;
-  }
-  const open = text.indexOf("(");
-  const close = text.lastIndexOf(")");
-  const fields = text.slice(close + 2).split(" ");
-  // fields[0] is field 3 (state); utime and stime are fields 14 and 15.
-  return { comm: text.slice(open + 1, close), ticks: Number(fields[11]) + Number(fields[12]) };
-}
-
-function readHwmKiB(pid) {
-  try {
-    const m = /VmHWM:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, "latin1"));
-    return m ? Number(m[1]) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function childrenOf(pid) {
-  const out = [];
-  let tasks;
-  try {
-    tasks = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return out;
-  }
-  for (const tid of tasks) {
-    try {
-      for (const c of readFileSync(`/proc/${pid}/task/${tid}/children`, "latin1").split(" ")) if (c) out.push(Number(c));
-    } catch {
-      // thread gone
-    }
-  }
-  return out;
-}
-
-/** pid → {comm, ticks} for every process on the machine. */
-function allProcessTicks() {
-  const out = new Map();
-  let pids;
-  try {
-    pids = readdirSync("/proc").filter((n) => /^\d+$/.test(n));
-  } catch {
-    return out;
-  }
-  for (const p of pids) {
-    const stat = readStat(`/proc/${p}/stat`);
-    if (stat) out.set(Number(p), stat);
-  }
-  return out;
-}
-
-/** Busy and total CPU ticks of the whole machine (/proc/stat). */
-function machineTicks() {
-  try {
-    const line = readFileSync("/proc/stat", "latin1").split("\n")[0];
-    const [user, nice, system, idle, iowait, irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number);
-    return { busy: user + nice + system + irq + softirq + (steal ?? 0), total: user + nice + system + idle + iowait + irq + softirq + (steal ?? 0) };
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * Polls /proc every 50 ms while a run is going: the CPU time of every process
- * the run started (and their descendants), the peak RSS (VmHWM) of every node
- * process among them, the main-thread CPU of node, the CPU the storage server
- * daemons spent meanwhile, and how busy the whole machine was (so load from
- * other users of the machine shows up as "other").
- */
-class Sampler {
-  constructor(rootPids, serverPids = {}) {
-    this.rootPids = rootPids;
-    this.serverPids = serverPids;
-    this.procs = new Map();
-    this.server0 = {};
-    for (const [name, pid] of Object.entries(serverPids)) this.server0[name] = readStat(`/proc/${pid}/stat`)?.ticks;
-    this.machine0 = machineTicks();
-    this.all0 = allProcessTicks();
-    this.self0 = process.cpuUsage();
-    this.tick();
-    this.timer = setInterval(() => this.tick(), SAMPLE_MS);
-  }
-
-  tick() {
-    const queue = [...this.rootPids];
-    const seen = new Set();
-    while (queue.length > 0) {
-      const pid = queue.pop();
-      if (seen.has(pid)) continue;
-      seen.add(pid);
-      const stat = readStat(`/proc/${pid}/stat`);
-      if (!stat) continue;
-      const entry = this.procs.get(pid) ?? { comm: stat.comm, ticks: 0, mainTicks: undefined, hwmKiB: undefined };
-      // A child seen between fork and exec still has its parent's name: keep the latest.
-      entry.comm = stat.comm;
-      entry.ticks = stat.ticks;
-      if (stat.comm === "node") {
-        const hwm = readHwmKiB(pid);
-        if (hwm !== undefined) entry.hwmKiB = Math.max(entry.hwmKiB ?? 0, hwm);
-        const main = readStat(`/proc/${pid}/task/${pid}/stat`);
-        if (main) entry.mainTicks = main.ticks;
-      }
-      this.procs.set(pid, entry);
-      queue.push(...childrenOf(pid));
-    }
-  }
-
-  stop() {
-    clearInterval(this.timer);
-    this.tick();
-    const self = process.cpuUsage(this.self0);
-    const machine1 = machineTicks();
-    const cpu = {};
-    let ours = 0;
-    let nodeMain;
-    let peakRssKiB;
-    for (const p of this.procs.values()) {
-      const name = p.comm === "node" ? "lifeboat (node)" : p.comm;
-      cpu[name] = (cpu[name] ?? 0) + p.ticks / CLK_TCK;
-      ours += p.ticks / CLK_TCK;
-      if (p.mainTicks !== undefined) nodeMain = (nodeMain ?? 0) + p.mainTicks / CLK_TCK;
-      if (p.hwmKiB !== undefined) peakRssKiB = Math.max(peakRssKiB ?? 0, p.hwmKiB);
-    }
-    const server = {};
-    for (const [name, pid] of Object.entries(this.serverPids)) {
-      const end = readStat(`/proc/${pid}/stat`)?.ticks;
-      if (end !== undefined && this.server0[name] !== undefined) {
-        server[name] = (end - this.server0[name]) / CLK_TCK;
-        ours += server[name];
-      }
-    }
-    const benchSelf = (self.user + self.system) / 1e6;
-    const busy = machine1 && this.machine0 ? (machine1.busy - this.machine0.busy) / CLK_TCK : undefined;
-    // Who else used the CPU meanwhile (processes alive at both ends of the run).
-    const mine = new Set([...this.procs.keys(), ...Object.values(this.serverPids), process.pid]);
-    const others = {};
-    for (const [pid, end] of allProcessTicks()) {
-      const start = this.all0.get(pid);
-      if (mine.has(pid) || !start || start.comm !== end.comm) continue;
-      const secs = (end.ticks - start.ticks) / CLK_TCK;
-      if (secs > 0) others[end.comm] = (others[end.comm] ?? 0) + secs;
-    }
-    const topOthers = Object.fromEntries(
-      Object.entries(others)
-        .sort((a, b) => b[1] - a[1])
-        .slice(0, 5)
-        .map(([k, v]) => [k, Math.round(v * 100) / 100]),
-    );
-    return {
-      cpuSeconds: cpu,
-      nodeMainThreadSeconds: nodeMain,
-      serverCpuSeconds: server,
-      benchProcessSeconds: benchSelf,
-      machineBusySeconds: busy,
-      otherProcessesSeconds: busy === undefined ? undefined : Math.max(0, busy - ours - benchSelf),
-      /** The biggest of those (kernel threads included; softirq time belongs to nobody). */
-      otherTopSeconds: topOthers,
-      peakRssKiB,
-    };
-  }
-}
-
-// --- running processes --------------------------------------------------------------
-
-/**
- * Runs a pipeline of processes (one stage is fine): stage i's stdout pipe is
- * given to stage i+1 as its stdin, all spawned in the same tick so this
- * process never reads from the pipes. The last stage's stdout goes to
- * /dev/null unless `captureStdout`. Resolves with the wall time, the exit of
- * every stage and the /proc samples; rejects when a stage fails.
- */
-async function runPipeline(stages, { env = process.env, captureStdout = false, serverPids = {}, what }) {
-  const devnull = openSync("/dev/null", "w");
-  const children = [];
-  const stderr = stages.map(() => "");
-  let stdout = "";
-  const started = performance.now();
-  try {
-    for (let i = 0; i < stages.length; i++) {
-      const last = i === stages.length - 1;
-      const stdin = i === 0 ? "ignore" : children[i - 1].stdout;
-      const out = last ? (captureStdout ? "pipe" : devnull) : "pipe";
-      const child = spawn(stages[i].argv[0], stages[i].argv.slice(1), { stdio: [stdin, out, "pipe"], env: stages[i].env ?? env });
-      // The next stage holds its own copy of the pipe; drop ours, or the
-      // previous stage's "close" would wait for an EOF we never read.
-      if (i > 0) children[i - 1].stdout.destroy();
-      children.push(child);
-    }
-  } finally {
-    closeSync(devnull);
-  }
-  const sampler = new Sampler(
-    children.map((c) => c.pid).filter(Boolean),
-    serverPids,
-  );
-  const exits = await Promise.all(
-    children.map(
-      (child, i) =>
-        new Promise((resolveExit) => {
-          running.add(child);
-          child.stderr.setEncoding("utf8");
-          child.stderr.on("data", (d) => {
-            stderr[i] = (stderr[i] + d).slice(-20_000);
-          });
-          if (i === children.length - 1 && captureStdout) {
-            child.stdout.setEncoding("utf8");
-            child.stdout.on("data", (d) => {
-              stdout += d;
-            });
-          }
-          child.once("error", (error) => {
-            running.delete(child);
-            resolveExit({ code: null, signal: null, error });
-          });
-          child.once("close", (code, signal) => {
-            running.delete(child);
-            resolveExit({ code, signal });
-          });
-        }),
-    ),
-  );
-  const wallSeconds = (performance.now() - started) / 1000;
-  const samples = sampler.stop();
-  for (const child of children) child.stdout?.destroy();
-  const failed = exits.findIndex((e) => e.error || e.code !== 0);
-  if (failed >= 0) {
-    const e = exits[failed];
-    const why = e.error ? e.error.message : e.signal ? `killed by ${e.signal}` : `exit code ${e.code}`;
-    const detail = stages.map((s, i) => (stderr[i].trim() ? `--- ${s.argv[0]} stderr ---\n${tail(stderr[i])}` : "")).filter(Boolean).join("\n");
-    const out = captureStdout && stdout.trim() ? `\n--- stdout ---\n${tail(stdout)}` : "";
-    throw new Error(`${what}: ${stages[failed].argv.slice(0, 3).join(" ")} failed (${why})${detail ? `\n${detail}` : ""}${out}`);
-  }
-  return { wallSeconds, samples, stdout, stderr };
-}
-
 // --- tools, identity, configs --------------------------------------------------------
 
 function detectTools() {
@@ -668,14 +314,9 @@ function detectTools() {
     bash: which("bash"),
     restic: which("restic"),
     rclone: which("rclone"),
-    time: which("time"),
+    time: gnuTime(),
   };
   if (!tools.tar || !tools.zstd) die("needs tar and zstd on PATH");
-  // GNU time only: `-f %M` must print a number.
-  if (tools.time) {
-    const r = spawnSync(tools.time, ["-f", "%M", "true"], { encoding: "utf8" });
-    if (r.status !== 0 || !/^\d+\s*$/.test(r.stderr.trim().split("\n").pop() ?? "")) tools.time = undefined;
-  }
   const versions = {
     node: process.version,
     tar: firstLine([tools.tar, "--version"]),
@@ -684,14 +325,6 @@ function detectTools() {
     ...(tools.rclone ? { rclone: firstLine([tools.rclone, "version"]) } : {}),
   };
   return { tools, versions };
-}
-
-async function ensureIdentity() {
-  const path = join(DATA, "identity.txt");
-  if (!existsSync(path)) {
-    await runPipeline([{ argv: [process.execPath, CLI, "keygen", "--output", path] }], { captureStdout: true, what: "lifeboat keygen" });
-  }
-  return path;
 }
 
 const yamlString = (s) => JSON.stringify(s);
@@ -746,129 +379,10 @@ function jobYaml(name, folder) {
 `;
 }
 
-let scratch;
-/** A temp folder for this run, removed at the end (also on failure or Ctrl-C). */
-function scratchDir() {
-  if (!scratch) {
-    const dir = mkdtempSync(join(tmpdir(), "lifeboat-bench-"));
-    scratch = dir;
-    onCleanup(() => rmSync(dir, { recursive: true, force: true }));
-  }
-  return scratch;
-}
-
-// --- radosgw ----------------------------------------------------------------------
-
-async function startRadosgw(bash) {
-  if (!existsSync(RADOSGW_SH)) throw new Error(`${relative(ROOT, RADOSGW_SH)} not found`);
-  const dir = mkdtempSync(join(tmpdir(), "lifeboat-bench-rgw-"));
-  const port = await freePort();
-  const accessKeyId = randomKey(20, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789");
-  const secretAccessKey = randomKey(40, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789");
-  onCleanup(async () => {
-    const stop = spawnSync(bash, [RADOSGW_SH, "stop", dir], { encoding: "utf8", timeout: 60_000 });
-    if (stop.status !== 0) log(`radosgw.sh stop failed (${stop.status}): ${tail(stop.stderr ?? "")}; leaving ${dir}`);
-    else rmSync(dir, { recursive: true, force: true });
-  });
-  const started = performance.now();
-  await runPipeline([{ argv: [bash, RADOSGW_SH, "start", dir, String(port), accessKeyId, secretAccessKey] }], { what: "starting radosgw" });
-  const pidOf = (name) => Number(readFileSync(join(dir, "run", `${name}.pid`), "latin1").replace(/\D/g, "")) || undefined;
-  const pids = {};
-  for (const [label, file] of [["radosgw", "rgw"], ["ceph-osd", "osd"], ["ceph-mon", "mon"]]) {
-    try {
-      const pid = pidOf(file);
-      if (pid) pids[label] = pid;
-    } catch {
-      // no pid file: not sampled
-    }
-  }
-  return { dir, port, endpoint: `http://127.0.0.1:${port}`, accessKeyId, secretAccessKey, pids, startSeconds: (performance.now() - started) / 1000 };
-}
-
-async function s3Client(server) {
-  const sdk = await import("@aws-sdk/client-s3");
-  const client = new sdk.S3Client({
-    endpoint: server.endpoint,
-    region: "us-east-1",
-    forcePathStyle: true,
-    credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey },
-  });
-  return { client, sdk };
-}
-
-async function createBuckets(server, names) {
-  const { client, sdk } = await s3Client(server);
-  try {
-    for (const Bucket of names) await client.send(new sdk.CreateBucketCommand({ Bucket }));
-  } finally {
-    client.destroy();
-  }
-}
-
-async function objectSize(server, bucket, key) {
-  const { client, sdk } = await s3Client(server);
-  try {
-    return (await client.send(new sdk.HeadObjectCommand({ Bucket: bucket, Key: key }))).ContentLength;
-  } catch {
-    return undefined;
-  } finally {
-    client.destroy();
-  }
-}
-
 // --- the runs ------------------------------------------------------------------------
 
 const tarArgv = (tools, dataset) => [tools.tar, "-cf", "-", "-C", DATA, dataset.name];
 const zstdArgv = (tools) => [tools.zstd, `-${ZSTD_LEVEL}`, "-c"];
-
-/**
- * Runs the kinds in rounds, (a) (b) (c) (a) (b) (c) …, so that a burst of load
- * from elsewhere on the machine hits every kind alike rather than one of them.
- * A kind with `rounds: 1` only runs in the first round. Each kind reports its
- * fastest run (wall time and /proc samples) and the highest RSS of all runs.
- */
-async function measure(kinds, rounds) {
-  const results = new Map(kinds.map((k) => [k, []]));
-  const errors = new Map();
-  for (let round = 0; round < rounds; round++) {
-    for (const kind of kinds) {
-      if (errors.has(kind) || round >= (kind.rounds ?? rounds)) continue;
-      try {
-        const r = await kind.once(round);
-        const n = Math.min(rounds, kind.rounds ?? rounds);
-        log(`${kind.label}${n > 1 ? ` #${round + 1}` : ""}: ${fixed(r.wallSeconds)} s${r.peakRssMiB ? `, peak RSS ${fixed(r.peakRssMiB, 0)} MiB` : ""}`);
-        results.get(kind).push(r);
-      } catch (error) {
-        if (interrupted) throw error;
-        errors.set(kind, error.message);
-        log(`${kind.label} failed:\n${error.message}`);
-      }
-    }
-  }
-  return kinds.map(({ once, rounds: _rounds, ...spec }) => {
-    const list = results.get(kinds.find((k) => k.key === spec.key));
-    const error = errors.get(kinds.find((k) => k.key === spec.key));
-    if (error || list.length === 0) return { ...spec, error: error ?? "no result" };
-    // Load from elsewhere only ever adds time, so the fastest run is the best
-    // estimate of the real cost; the spread shows how noisy the machine was.
-    const fastest = list.reduce((x, y) => (y.wallSeconds < x.wallSeconds ? y : x));
-    const walls = list.map((r) => r.wallSeconds);
-    return {
-      ...spec,
-      ...fastest,
-      allWallSeconds: walls,
-      medianWallSeconds: median(walls),
-      slowestWallSeconds: Math.max(...walls),
-      peakRssMiB: maxOf(list.map((r) => r.peakRssMiB)),
-    };
-  });
-}
-
-function maxOf(values) {
-  const defined = values.filter((v) => v !== undefined);
-  return defined.length ? Math.max(...defined) : undefined;
-}
-
 async function runRaw(tools, dataset, serverPids, extraZstdArgs = []) {
   const r = await runPipeline([{ argv: tarArgv(tools, dataset) }, { argv: [...zstdArgv(tools), ...extraZstdArgs] }], { serverPids, what: "raw tar | zstd" });
   return { wallSeconds: r.wallSeconds, samples: r.samples };
@@ -937,42 +451,6 @@ async function runRclone(tools, server, dataset, env, i) {
     { env, serverPids: server.pids, what: "rclone rcat" },
   );
   return { wallSeconds: r.wallSeconds, samples: r.samples, storedBytes: await objectSize(server, BUCKET_RCLONE, key) };
-}
-
-// --- report ------------------------------------------------------------------------
-
-function describeCpu(run) {
-  const s = run.samples;
-  if (!s) return "";
-  const wall = run.wallSeconds;
-  const parts = Object.entries(s.cpuSeconds)
-    .filter(([name, secs]) => secs >= 0.05 && name !== "time")
-    .sort((a, b) => b[1] - a[1])
-    .map(([name, secs]) => {
-      const main = name === "lifeboat (node)" && s.nodeMainThreadSeconds !== undefined ? `, main thread ${fixed(s.nodeMainThreadSeconds, 1)} s = ${fixed((100 * s.nodeMainThreadSeconds) / wall, 0)}%` : "";
-      return `${name} ${fixed(secs, 1)} s (${fixed((100 * secs) / wall, 0)}%${main})`;
-    });
-  for (const [name, secs] of Object.entries(s.serverCpuSeconds ?? {})) if (secs >= 0.05) parts.push(`${name} ${fixed(secs, 1)} s (${fixed((100 * secs) / wall, 0)}%)`);
-  const top = Object.entries(s.otherTopSeconds ?? {})
-    .filter(([, secs]) => secs >= 0.1)
-    .slice(0, 3)
-    .map(([name, secs]) => `${name} ${fixed(secs, 1)}`)
-    .join(", ");
-  const machine =
-    s.machineBusySeconds === undefined
-      ? ""
-      : `; machine busy ${fixed(s.machineBusySeconds, 1)} of ${fixed(wall * cpus().length, 1)} CPU-s, other processes ${fixed(s.otherProcessesSeconds, 1)} s${top ? ` (${top})` : ""}`;
-  return `${parts.join(", ")}${machine}`;
-}
-
-function table(headers, rows, alignRight) {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)));
-  const line = (cells) => cells.map((c, i) => (alignRight[i] ? String(c).padStart(widths[i]) : String(c).padEnd(widths[i]))).join("  ").trimEnd();
-  return [line(headers), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
-}
-
-function verdict(ok) {
-  return ok === undefined ? "n/a" : ok ? "PASS" : "MISS";
 }
 
 function report(ctx) {
@@ -1071,7 +549,7 @@ async function main() {
     log(`radosgw up on ${server.endpoint} in ${fixed(server.startSeconds, 1)} s (${server.dir})`);
     await createBuckets(server, [BUCKET, BUCKET_RESTIC, BUCKET_RCLONE]);
   } catch (error) {
-    if (interrupted) throw error;
+    if (isInterrupted()) throw error;
     notes.push(`radosgw did not start, S3 runs skipped: ${error.message.split("\n")[0]}`);
     log(`radosgw did not start:\n${error.message}`);
     server = undefined;
@@ -1097,23 +575,13 @@ async function main() {
     },
   ];
   if (server && PEERS) {
-    const peerEnv = { ...s3Env, AWS_ACCESS_KEY_ID: server.accessKeyId, AWS_SECRET_ACCESS_KEY: server.secretAccessKey, AWS_DEFAULT_REGION: "us-east-1" };
-    // rclone's S3 client refuses to start when AWS_CA_BUNDLE is set and its
-    // transport is not the SDK's own ("LoadCustomCABundleError"); radosgw is plain HTTP anyway.
-    delete peerEnv.AWS_CA_BUNDLE;
+    const peers = peerEnv(server, s3Env);
     if (tools.restic) {
-      const resticEnv = { ...peerEnv, RESTIC_PASSWORD: randomBytes(16).toString("hex") };
+      const resticEnv = peers.restic;
       kinds.push({ key: "restic", label: "restic backup --stdin → radosgw", dataset, rounds: 1, once: (i) => runRestic(tools, server, dataset, resticEnv, i) });
     } else notes.push("restic not installed: skipped");
     if (tools.rclone) {
-      const rcloneEnv = {
-        ...peerEnv,
-        RCLONE_CONFIG_BENCH_TYPE: "s3",
-        RCLONE_CONFIG_BENCH_PROVIDER: "Ceph",
-        RCLONE_CONFIG_BENCH_ENDPOINT: server.endpoint,
-        RCLONE_CONFIG_BENCH_ACCESS_KEY_ID: server.accessKeyId,
-        RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY: server.secretAccessKey,
-      };
+      const rcloneEnv = peers.rclone;
       kinds.push({ key: "rclone", label: "tar | zstd -3 | rclone rcat → radosgw", dataset, rounds: 1, once: (i) => runRclone(tools, server, dataset, rcloneEnv, i) });
     } else notes.push("rclone not installed: skipped");
   }
@@ -1160,13 +628,4 @@ async function main() {
   return runs.some((r) => r.error) ? 1 : 0;
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  async (error) => {
-    if (!interrupted) process.stderr.write(`bench: ${error?.stack ?? error}\n`);
-    await cleanup();
-    process.exitCode = interrupted ? 130 : 1;
-  },
-);
+runMain(main);
