@@ -1,5 +1,5 @@
 import { execFileSync, type ChildProcess } from "node:child_process";
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, statSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
@@ -158,6 +158,8 @@ describe("postgres backups", () => {
     writeFileSync(keyFile, `${key.identity}\n`, { mode: 0o600 });
     const dump = join(work, "by-hand.pgdump");
     await pipeTools(stored, [["age", "-d", "-i", keyFile], ["zstd", "-d", "-c"]], dump);
+    // pg_dump's output never passes through Node (pg_dump | dd | zstd); dd's count is the dump's exact size.
+    expect(manifest.objects[0]!.sourceBytes).toBe(statSync(dump).size);
     await server.sql("CREATE DATABASE by_hand");
     const target = withDatabase(server.url, "by_hand");
     execFileSync("pg_restore", ["--no-owner", `--dbname=${target}`, dump]);
@@ -427,7 +429,8 @@ describe("lifeboat restore --to scratch:postgres (the built CLI)", () => {
     const [id] = readdirSync(join(work, "store", "damaged"));
     const object = join(work, "store", "damaged", id!, "data.pgdump.zst.age");
     const bytes = readFileSync(object);
-    bytes[Math.floor(bytes.length / 2)] ^= 0x01;
+    const middle = Math.floor(bytes.length / 2);
+    bytes[middle] = bytes[middle]! ^ 0x01;
     writeFileSync(object, bytes);
 
     const failed = await lifeboat(["-c", config, "restore", "damaged", "--to", "scratch:postgres"], { env });

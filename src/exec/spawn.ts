@@ -129,22 +129,45 @@ export function startTool(spec: ToolSpec): RunningTool {
 }
 
 /**
- * Starts `producer | consumer` with the producer's stdout handed to the
- * consumer's stdin as a file descriptor, so the data flows between the two
- * processes without passing through Node. The consumer's stdout is the
- * chain's output.
+ * Starts `first | … | last` with each tool's stdout handed to the next one's
+ * stdin as a file descriptor, so the data flows between the processes
+ * without passing through Node. The last tool's stdout is the chain's
+ * output; the tools are returned in order.
  */
-export function startToolChain(producer: ToolSpec, consumer: ToolSpec): { producer: RunningTool; consumer: RunningTool } {
-  const second = startTool({ ...consumer, stdin: "pipe", stdout: consumer.stdout ?? "pipe" });
-  let first: RunningTool;
-  try {
-    first = startTool({ ...producer, stdout: second.stdin! });
-  } finally {
-    // The producer holds the pipe's write end now; Node's copy must go, or the
-    // consumer would never see end-of-file.
-    second.stdin!.destroy();
+export function startToolChain(stages: readonly ToolSpec[]): RunningTool[] {
+  const tools: RunningTool[] = [];
+  let next: RunningTool | undefined;
+  // From the end: each consumer's stdin pipe becomes its producer's stdout.
+  for (let i = stages.length - 1; i >= 0; i--) {
+    const spec = stages[i]!;
+    let tool: RunningTool;
+    try {
+      tool = startTool({ ...spec, stdin: i === 0 ? spec.stdin : "pipe", stdout: next ? next.stdin! : (spec.stdout ?? "pipe") });
+    } finally {
+      // The producer holds the pipe's write end now; Node's copy must go, or the
+      // consumer would never see end-of-file.
+      next?.stdin!.destroy();
+    }
+    tools.unshift(tool);
+    next = tool;
   }
-  return { producer: first, consumer: second };
+  return tools;
+}
+
+/**
+ * A relay for `startToolChain` that passes its input through unchanged and
+ * reports how many bytes it passed (`dd` prints "N bytes … copied" on
+ * stderr when it ends): the byte count of a stream that never passes
+ * through Node. Read it with `relayedBytes`.
+ */
+export function byteCounter(context: string, signal?: AbortSignal): ToolSpec {
+  return { argv: ["dd", "bs=1M"], context, ...(signal ? { signal } : {}) };
+}
+
+export function relayedBytes(exit: ToolExit): number {
+  const copied = /^(\d+) bytes/m.exec(exit.stderrTail);
+  if (!copied) throw new LifeboatError("TOOL_OUTPUT", "dd did not report how many bytes it copied", { kind: "run" });
+  return Number(copied[1]);
 }
 
 /** Runs a tool to completion and returns its stdout as text (for version probes and small outputs). */

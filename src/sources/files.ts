@@ -3,7 +3,7 @@ import { promises as fs } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { runTool, startTool, startToolChain, toolInput, type ToolExit } from "../exec/spawn.js";
+import { runTool, startTool, startToolChain, toolInput, type RunningTool, type ToolExit } from "../exec/spawn.js";
 import { LifeboatError } from "../model/errors.js";
 import { settleAll } from "../model/settle.js";
 import type { FilesSource } from "../model/job.js";
@@ -54,7 +54,7 @@ export const filesSource: SourceKind<FilesSource> = {
     };
     if (options.through) {
       // tar | zstd, process to process; tar --totals gives the byte count.
-      const { producer, consumer } = startToolChain(tarSpec, options.through);
+      const [producer, consumer] = startToolChain([tarSpec, options.through]) as [RunningTool, RunningTool];
       const done = settleAll(producer.done, [consumer.done]).then(async () => tarOutcome(await producer.done));
       done.catch(() => {});
       return { stream: consumer.stdout!, piped: true, consistentAt: startedAt, done };

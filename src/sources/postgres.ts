@@ -4,13 +4,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { runTool, startTool, toolInput, type RunningTool } from "../exec/spawn.js";
+import { byteCounter, relayedBytes, runTool, startTool, startToolChain, toolInput, type RunningTool } from "../exec/spawn.js";
 import { locateTool, pgConfigBindir } from "../exec/tools.js";
 import { registerSecret } from "../log/redact.js";
 import { describeConnection, parseDatabaseUrl, postgresUrl } from "../model/connection.js";
 import { LifeboatError } from "../model/errors.js";
 import type { DatabaseConnection, PostgresSource } from "../model/job.js";
 import { dataObject } from "../model/manifest.js";
+import { settleAll } from "../model/settle.js";
 import type { Dump, DumpResult, PreparedRestore, SourceContext, SourceKind } from "./source.js";
 
 /**
@@ -51,7 +52,7 @@ export const postgresSource: SourceKind<PostgresSource> = {
     return stdout.trim().split("\n")[0];
   },
 
-  async openDump(spec, context, { part }) {
+  async openDump(spec, context, { part, through }) {
     const startedAt = context.now?.() ?? new Date();
     const env = clientEnv(spec.connection);
     const url = postgresUrl(spec.connection);
@@ -64,7 +65,7 @@ export const postgresSource: SourceKind<PostgresSource> = {
     }
 
     const session = await openSnapshot(await tool("psql", spec), url, env, what, context);
-    let dump: RunningTool;
+    let tools: RunningTool[];
     try {
       if (session.relations === 0 && !context.allowEmpty) {
         throw new LifeboatError("BACKUP_EMPTY", `database ${describeConnection(spec.connection)} has no tables and no large objects (${what})`, {
@@ -72,23 +73,28 @@ export const postgresSource: SourceKind<PostgresSource> = {
           hint: "check that the job points at the right database, or set allowEmpty: true on the job",
         });
       }
-      dump = startTool({
+      const pgDump = {
         argv: [await tool("pg_dump", spec), "--format=custom", "--compress=0", `--snapshot=${session.snapshot}`, `--dbname=${url}`],
         env,
         context: what,
-        stdout: "pipe",
         ...signal,
-      });
+      };
+      // pg_dump | dd | zstd, process to process: the dump's bytes never pass through Node; dd counts them.
+      tools = through ? startToolChain([pgDump, byteCounter(what, context.signal), through]) : [startTool({ ...pgDump, stdout: "pipe" })];
     } catch (error) {
       session.close();
       throw error;
     }
-    const done: Promise<DumpResult> = dump.done.finally(() => session.close()).then(async () => {
-      await session.closed;
-      return { status: "succeeded", warnings: [], serverVersion: session.serverVersion };
-    });
+    const [dump, counter] = tools;
+    const done: Promise<DumpResult> = settleAll(dump!.done, tools.slice(1).map((t) => t.done))
+      .finally(() => session.close())
+      .then(async () => {
+        await session.closed;
+        const sizeBytes = counter ? relayedBytes(await counter.done) : undefined;
+        return { status: "succeeded", warnings: [], serverVersion: session.serverVersion, sizeBytes };
+      });
     done.catch(() => {});
-    return { stream: dump.stdout!, piped: false, consistentAt: session.consistentAt, done } satisfies Dump;
+    return { stream: tools[tools.length - 1]!.stdout!, piped: through !== undefined, consistentAt: session.consistentAt, done } satisfies Dump;
   },
 
   async prepareRestore(spec, target, context, backup) {
