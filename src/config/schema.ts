@@ -100,8 +100,10 @@ export const PostgresSourceSchema = z.strictObject({
     .number()
     .int()
     .min(0)
-    .default(1024)
-    .describe("dumps at least this large are staged to a file and restored with --jobs; smaller ones stream (0: always stage)"),
+    .optional()
+    .describe(
+      "dumps at least this large are staged to a file and restored with --jobs; smaller ones stream in one transaction (0: always stage; default 1024 with 4 or more CPUs, else never)",
+    ),
   bin,
 });
 

@@ -43,7 +43,7 @@ export interface PostgresSource {
   noOwner: boolean | undefined;
   /** pg_restore --jobs for a restore staged to a file first. */
   restoreJobs: number;
-  /** Backups whose dump is at least this large are staged to a file and restored in parallel. */
+  /** Backups whose dump is at least this large are staged to a file and restored in parallel (Infinity: never). */
   stageAboveBytes: number;
   /** The folder holding pg_dump, pg_restore and psql (default: PATH, then pg_config --bindir). */
   bin: string | undefined;
