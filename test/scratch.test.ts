@@ -182,6 +182,21 @@ describe("scratch: postgres", () => {
     expect(environ.join("\n")).not.toContain("s3-secret-in-lifeboat-env");
   });
 
+  it("copies every cluster from one template initdb made for this machine, instead of running initdb each time", async () => {
+    const templates = readdirSync(join(root, ".templates"));
+    expect(templates).toHaveLength(1);
+    expect(existsSync(join(root, ".templates", templates[0]!, "PG_VERSION"))).toBe(true);
+    const second = await provision("db2", postgresSpec());
+    try {
+      const identity = (url: string) => psql(url, "select system_identifier from pg_control_system()");
+      expect(await identity(second.connection.url!)).toBe(await identity(db.connection.url!));
+      expect(second.connection.port).not.toBe(db.connection.port);
+      expect(readdirSync(join(root, ".templates"))).toEqual(templates);
+    } finally {
+      await second.teardown();
+    }
+  });
+
   it("stores UTF-8 text with byte-order collation and Unicode-aware case mapping", async () => {
     const facts = await psql(db.connection.url!, "select current_setting('server_encoding') || ' ' || current_setting('lc_collate') || ' ' || upper('zoë ñúñez 名前')");
     expect(facts).toBe("UTF8 C ZOË ÑÚÑEZ 名前");

@@ -40,6 +40,14 @@ export class LifeboatError extends Error {
     this.hint = options.hint;
     this.details = options.details;
   }
+
+  /**
+   * The same failure, marked as the echo of another one (a tool that failed
+   * because its reader went away first): `settleAll` reports the other.
+   */
+  asEcho(): LifeboatError {
+    return new LifeboatError(this.code, this.message, { kind: this.kind, hint: this.hint, cause: this.cause, details: { ...this.details, echo: true } });
+  }
 }
 
 /** True when `error` (or anything in its cause chain) is an abort caused by an AbortSignal. */

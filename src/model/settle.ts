@@ -18,7 +18,7 @@ export async function settleAll(first: Promise<unknown>, others: Promise<unknown
 function severityRank(error: unknown): number {
   if (error instanceof LifeboatError) {
     // Echoes: a writer killed by SIGPIPE, or a feeder told its reader stopped reading.
-    if (error.details?.signal === "SIGPIPE" || error.code === "TOOL_STOPPED_READING") return 3;
+    if (error.details?.signal === "SIGPIPE" || error.details?.echo === true || error.code === "TOOL_STOPPED_READING") return 3;
     return error.kind === "interrupted" ? 1 : 0;
   }
   return 2;

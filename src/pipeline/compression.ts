@@ -2,6 +2,7 @@ import { Duplex } from "node:stream";
 import { createGunzip, createGzip } from "node:zlib";
 import type { CompressionKind } from "../model/job.js";
 import { startTool, type ToolExit, type ToolSpec } from "../exec/spawn.js";
+import { LifeboatError } from "../model/errors.js";
 
 /**
  * Compression stages. zstd runs as the real `zstd` binary (one process, one
@@ -46,13 +47,20 @@ function toolStage(argv: string[], context: string, signal?: AbortSignal): Stage
   const stream = Duplex.from({ writable: tool.stdin!, readable: tool.stdout! });
   // Destroying the wrapper does not close the child's pipes: without this a
   // tool whose reader went away blocks forever on a full pipe.
+  let abandoned = false;
   stream.on("close", () => {
+    // Closed before the tool's output was read to its end: whoever reads (or
+    // feeds) the stage gave up, and the tool's failure that follows is its echo.
+    abandoned = !tool.stdout!.readableEnded;
     tool.stdin!.destroy();
     tool.stdout!.destroy();
   });
   // Node's Duplex.from() emits an AbortError even on a plain destroy(). Failures
   // reach callers through the pipeline and `done`; an unheard event must not crash.
   stream.on("error", () => {});
-  const done: Promise<ToolExit> = tool.done;
+  const done: Promise<ToolExit> = tool.done.catch((error: unknown) => {
+    throw abandoned && error instanceof LifeboatError ? error.asEcho() : error;
+  });
+  done.catch(() => {});
   return { stream, done };
 }

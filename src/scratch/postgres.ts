@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { accessSync, constants, existsSync, promises as fs, readFileSync } from "node:fs";
 import { createServer } from "node:net";
-import { basename, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { runTool, type SystemUser } from "../exec/spawn.js";
 import { isRoot, locateTool, lookupUser, pgConfigBindir } from "../exec/tools.js";
@@ -85,19 +85,13 @@ async function startCluster(spec: PostgresScratch, context: ScratchContext): Pro
   await context.record(resource);
   throwIfAborted(context.signal, what);
 
-  await runTool({
-    argv: [initdb, "-D", dataDir, "-U", SUPERUSER, "--auth=trust", "--encoding=UTF8", ...(await localeOptions()), "--no-sync"],
-    context: what,
-    inheritEnv: false,
-    cwd: "/",
-    timeoutMs: 120_000,
-    ...as,
-    ...signal,
-  }).catch((error: unknown) => {
+  // A copy of a cluster initdb made once for this machine, PostgreSQL version and user: a third of the time of initdb.
+  const template = await clusterTemplate(initdb, runAs, dirname(context.dir), what, context.signal).catch((error: unknown) => {
     throw runAs && /permission denied/i.test(String((error as Error).message))
       ? withHint(error, `initdb runs as user "${runAs.name}": every folder above ${context.dir} must be traversable by it (set LIFEBOAT_SCRATCH_DIR elsewhere)`)
       : error;
   });
+  await runTool({ argv: ["cp", "-a", template, dataDir], context: what, ...signal });
   const confPath = join(dataDir, "postgresql.conf");
   const hbaPath = join(dataDir, "pg_hba.conf");
   await fs.writeFile(hbaPath, PG_HBA);
@@ -139,6 +133,46 @@ async function startCluster(spec: PostgresScratch, context: ScratchContext): Pro
   const connection: ScratchConnection = { url, host: "127.0.0.1", port: String(port), user: SUPERUSER, database: SCRATCH_DATABASE };
   if (socket) connection.socket = socket;
   return { connection, connectHint: `psql '${url}'`, versions: { server: shortVersion(version) } };
+}
+
+/**
+ * The data folder of a cluster `initdb` made once, kept under the scratch
+ * root in `.templates/<key>/` where the key covers the initdb binary and
+ * version, its options and the user: every scratch cluster starts as a copy
+ * (`cp -a`, ~0.15 s for ~70 MB, against ~0.65 s for initdb). Made in a
+ * temporary folder and renamed into place, so a killed run never leaves a
+ * half-made template; concurrent runs each make one and the first rename wins.
+ * Templates of PostgreSQL versions no longer installed can be deleted by hand.
+ */
+async function clusterTemplate(initdb: string, runAs: SystemUser | undefined, root: string, what: string, signal: AbortSignal | undefined): Promise<string> {
+  const version = (await runTool({ argv: [initdb, "--version"], context: what })).stdout.trim();
+  const options = ["-U", SUPERUSER, "--auth=trust", "--encoding=UTF8", ...(await localeOptions()), "--no-sync"];
+  const key = createHash("sha256").update(JSON.stringify([initdb, version, options, runAs?.name ?? null])).digest("hex").slice(0, 16);
+  const templates = join(root, ".templates");
+  const template = join(templates, key);
+  if (existsSync(join(template, "PG_VERSION"))) return template;
+
+  await fs.mkdir(templates, { recursive: true, mode: 0o711 });
+  const making = await fs.mkdtemp(join(templates, `${key}.making-`));
+  try {
+    if (runAs) await fs.chown(making, runAs.uid, runAs.gid);
+    await runTool({
+      argv: [initdb, "-D", join(making, "data"), ...options],
+      context: what,
+      inheritEnv: false,
+      cwd: "/",
+      timeoutMs: 120_000,
+      ...(runAs ? { runAs } : {}),
+      ...(signal ? { signal } : {}),
+    });
+    await fs.rename(join(making, "data"), template).catch((error: NodeJS.ErrnoException) => {
+      // Another run made it first: use theirs.
+      if (!["ENOTEMPTY", "EEXIST"].includes(error.code ?? "")) throw error;
+    });
+  } finally {
+    await fs.rm(making, { recursive: true, force: true });
+  }
+  return template;
 }
 
 /** postgresql.conf lines appended after initdb's; later lines win. */
