@@ -343,6 +343,15 @@ describe("lifeboat restore --to scratch:postgres (the built CLI)", () => {
   });
 
   const records = () => listScratch({ root: join(work, "scratch") });
+  /** Waits until the restore's cluster is up (its record carries the connection), so the restore is under way. */
+  const clusterReady = async (): Promise<string> => {
+    for (let i = 0; i < 400; i++) {
+      const url = (await records())[0]?.connection?.url;
+      if (url) return url;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    throw new Error("the scratch cluster never came up");
+  };
 
   it("restores into a new ephemeral cluster, keeps it, prints how to connect, and `scratch remove` deletes it", async () => {
     const restored = await lifeboat(["-c", config, "--json", "restore", "shop", "--to", "scratch:postgres"], { env });
@@ -375,25 +384,19 @@ describe("lifeboat restore --to scratch:postgres (the built CLI)", () => {
   it("after SIGKILL during the restore, the next start sweeps the orphaned cluster", async () => {
     let child: ChildProcess | undefined;
     const running = lifeboat(["-c", config, "restore", "shop", "--to", "scratch:postgres"], { env, onSpawn: (c) => (child = c) });
-    // Wait until the cluster is up (its record carries the connection) and the restore is under way.
-    let url: string | undefined;
-    for (let i = 0; i < 400 && !url; i++) {
-      await new Promise((r) => setTimeout(r, 25));
-      url = (await records())[0]?.connection?.url;
-    }
-    expect(url).toBeDefined();
+    const url = await clusterReady();
     child!.kill("SIGKILL");
     const killed = await running;
     expect(killed.signal).toBe("SIGKILL");
     // The cluster outlived the CLI: it is an orphan now.
-    expect(await psql(url!, "SELECT 1")).toBe("1");
+    expect(await psql(url, "SELECT 1")).toBe("1");
     expect(await records()).toEqual([expect.objectContaining({ alive: false, kept: false })]);
 
     // The next restore starts by sweeping it.
     const next = await lifeboat(["-c", config, "--json", "restore", "shop", "--to", "scratch:postgres"], { env });
     expect(next.code).toBe(0);
     expect(next.stderr).toContain("removed a scratch environment left behind by an interrupted run");
-    await expect(psql(url!, "SELECT 1")).rejects.toThrow();
+    await expect(psql(url, "SELECT 1")).rejects.toThrow();
     const fresh = (JSON.parse(next.stdout) as { scratch: { id: string } }).scratch.id;
     expect((await records()).map((r) => r.id)).toEqual([fresh]);
     expect((await lifeboat(["-c", config, "scratch", "remove", fresh], { env })).code).toBe(0);
@@ -402,17 +405,12 @@ describe("lifeboat restore --to scratch:postgres (the built CLI)", () => {
   it("on SIGINT during the restore, exits 130 and tears the cluster down", async () => {
     let child: ChildProcess | undefined;
     const running = lifeboat(["-c", config, "restore", "shop", "--to", "scratch:postgres"], { env, onSpawn: (c) => (child = c) });
-    let url: string | undefined;
-    for (let i = 0; i < 400 && !url; i++) {
-      await new Promise((r) => setTimeout(r, 25));
-      url = (await records())[0]?.connection?.url;
-    }
-    expect(url).toBeDefined();
+    const url = await clusterReady();
     child!.kill("SIGINT");
     const interrupted = await running;
     expect(interrupted.code).toBe(130);
     expect(await records()).toEqual([]);
-    await expect(psql(url!, "SELECT 1")).rejects.toThrow();
+    await expect(psql(url, "SELECT 1")).rejects.toThrow();
   }, 120_000);
 
   it("`scratch sweep` removes leftovers on demand and leaves kept environments alone", async () => {

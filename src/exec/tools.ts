@@ -40,7 +40,7 @@ export function pgConfigBindir(): Promise<string[]> {
   return pgBindir;
 }
 
-function isExecutable(path: string): boolean {
+export function isExecutable(path: string): boolean {
   try {
     accessSync(path, constants.X_OK);
     return true;

@@ -1,11 +1,11 @@
 import { promises as fs, readdirSync, readFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { runTool, startTool, type SystemUser } from "../exec/spawn.js";
 import { isRoot, locateTool, lookupUser, type ToolSearch } from "../exec/tools.js";
 import { LifeboatError } from "../model/errors.js";
 import type { MariadbScratch } from "../model/scratch.js";
+import { freePort, readLogFrom } from "./local-server.js";
 import type { ProvisionedScratch, ScratchKind } from "./scratch.js";
 
 /**
@@ -234,14 +234,14 @@ async function waitUntilReady(options: {
     setsidFailed = error;
   });
   const fail = async (why: string) => {
-    const log = await readLog(paths.errorLog, options.logOffset);
+    const log = await readLogFrom(paths.errorLog, options.logOffset);
     const tail = log.trimEnd().split("\n").slice(-15).map((l) => `  ${l}`).join("\n");
     return new LifeboatError("SCRATCH_START_FAILED", `mariadbd ${why} (${where})${tail.trim() ? `\n${tail}` : ""}`, { kind: "run" });
   };
   for (;;) {
     if (options.signal?.aborted) throw new LifeboatError("INTERRUPTED", `interrupted (${where})`, { kind: "interrupted" });
     if (setsidFailed) throw setsidFailed;
-    const log = await readLog(paths.errorLog, options.logOffset);
+    const log = await readLogFrom(paths.errorLog, options.logOffset);
     if (/Address already in use/.test(log)) {
       await gone(paths.datadir, [], 10_000);
       return "port-taken";
@@ -277,28 +277,7 @@ async function assertWritableBy(user: SystemUser, dir: string, name: string): Pr
   }
 }
 
-/** A port free on 127.0.0.1 right now (another process may still take it before mariadbd does). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.unref();
-    probe.once("error", reject);
-    probe.listen(0, "127.0.0.1", () => {
-      const address = probe.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      probe.close(() => (port ? resolve(port) : reject(new Error("no free port on 127.0.0.1"))));
-    });
-  });
-}
 
-async function readLog(path: string, offset: number): Promise<string> {
-  try {
-    const text = await fs.readFile(path);
-    return text.subarray(offset).toString("utf8");
-  } catch {
-    return "";
-  }
-}
 
 function pidHints(pidFile: string): number[] {
   try {

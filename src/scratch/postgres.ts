@@ -1,15 +1,15 @@
 import { createHash } from "node:crypto";
-import { accessSync, constants, existsSync, promises as fs, readFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { existsSync, promises as fs, readFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { runTool, type SystemUser } from "../exec/spawn.js";
-import { isRoot, locateTool, lookupUser, pgConfigBindir } from "../exec/tools.js";
+import { isExecutable, isRoot, locateTool, lookupUser, pgConfigBindir } from "../exec/tools.js";
 import { registerSecret } from "../log/redact.js";
 import { postgresUrl } from "../model/connection.js";
 import { LifeboatError } from "../model/errors.js";
 import type { DatabaseConnection } from "../model/job.js";
 import type { PostgresScratch } from "../model/scratch.js";
+import { freePort, readLogFrom } from "./local-server.js";
 import type { ProvisionedScratch, RemoveContext, ScratchConnection, ScratchContext, ScratchKind, ScratchResource } from "./scratch.js";
 
 /**
@@ -118,7 +118,7 @@ async function startCluster(spec: PostgresScratch, context: ScratchContext): Pro
       break;
     } catch (error) {
       if (!(error instanceof LifeboatError) || error.code === "INTERRUPTED") throw error;
-      const log = await readFrom(logPath, logStart);
+      const log = await readLogFrom(logPath, logStart);
       if (/could not bind IPv4 address|could not create any TCP\/IP sockets/.test(log) && attempt < START_ATTEMPTS) {
         context.log.debug({ port, attempt }, "scratch postgres port was taken; retrying with another");
         continue;
@@ -315,18 +315,6 @@ function assertPgCtlSafe(dir: string, what: string): void {
   }
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.unref();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => (port ? resolvePort(port) : reject(new Error("no free port on 127.0.0.1"))));
-    });
-  });
-}
 
 /** Gives the folder (and everything in it) to the user the server runs as. */
 async function chownTree(dir: string, user: SystemUser): Promise<void> {
@@ -338,10 +326,6 @@ async function chownTree(dir: string, user: SystemUser): Promise<void> {
   }
 }
 
-async function readFrom(path: string, offset: number): Promise<string> {
-  const text = await fs.readFile(path).catch(() => Buffer.alloc(0));
-  return text.subarray(offset).toString("utf8");
-}
 
 // ---------------------------------------------------------------------------
 // A scratch database on an existing server
@@ -439,14 +423,6 @@ function throwIfAborted(signal: AbortSignal | undefined, what: string): void {
   }
 }
 
-function isExecutable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function indent(text: string): string {
   return text
