@@ -66,7 +66,8 @@ export interface DumpOptions {
   /**
    * A tool (the compressor) the dump may be piped straight into, process to
    * process, so its bytes never pass through Node. A source that produces its
-   * dump with a tool and can count its own bytes uses it.
+   * dump with a tool uses it when it can still count the dump's bytes (tar
+   * --totals; a `byteCounter` relay for pg_dump).
    */
   through?: ToolSpec | undefined;
 }
