@@ -60,26 +60,16 @@ export async function readBackupObject(
     onStoredBytes: options.onStoredBytes,
   });
   const consumed = consume(chain.output);
-  // If the consumer gives up, stop reading (and stop the decoding tools). The
-  // decoding chain's failures after that are echoes; the consumer's error says what happened.
-  let chainSettled = false;
-  let consumerFailedFirst = false;
-  chain.done.then(
-    () => (chainSettled = true),
-    () => (chainSettled = true),
-  );
-  consumed.catch(() => {
-    consumerFailedFirst = !chainSettled;
-    chain.output.destroy();
-  });
+  // If the consumer gives up, stop reading (and stop the decoding tools, whose
+  // failures then count as echoes: see toolStage).
+  consumed.catch(() => chain.output.destroy());
   const [read] = await Promise.allSettled([chain.done, consumed]);
   // Wrong bytes explain every later failure (bad decryption, a broken archive): check them first.
   const { sizeBytes } = chain.storedTap;
   if (read.status === "fulfilled" && (sizeBytes !== object.sizeBytes || chain.storedTap.sha256() !== object.sha256)) {
     throw corrupt({ sizeBytes, sha256: chain.storedTap.sha256() });
   }
-  if (consumerFailedFirst) await settleAll(consumed, [chain.done]);
-  else await settleAll(chain.done, [consumed]);
+  await settleAll(chain.done, [consumed]);
 }
 
 /** A sink that discards what it reads (for verification). */

@@ -1,4 +1,5 @@
 import { Writable, type Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { execa } from "execa";
 import { LifeboatError } from "../model/errors.js";
 import { redactText } from "../log/redact.js";
@@ -228,6 +229,28 @@ function indent(text: string): string {
     .split("\n")
     .map((l) => `  ${l}`)
     .join("\n");
+}
+
+/**
+ * Streams `input` into a restore tool's stdin and waits for both. If the
+ * input fails (wrong bytes, a broken download), the tool is killed before its
+ * stdin closes, so it never takes a cut-short input for a complete one (and
+ * never commits it). The error reported is the one that explains the rest:
+ * the input's own failure, else the tool's exit — never "stopped reading",
+ * which only echoes the tool's exit.
+ */
+export async function feedTool(input: Readable, spec: ToolSpec): Promise<ToolExit> {
+  const tool = startTool({ ...spec, stdin: "pipe", stdout: spec.stdout ?? "ignore" });
+  input.once("error", (error) => {
+    if (!(error instanceof LifeboatError && error.code === "TOOL_STOPPED_READING")) tool.kill();
+  });
+  const toolName = spec.argv[0]?.split("/").pop() ?? "tool";
+  const [piped, exited] = await Promise.allSettled([pipeline(input, toolInput(tool.stdin!, { afterClose: "fail", toolName })), tool.done]);
+  const inputFailed = piped.status === "rejected" && piped.reason instanceof LifeboatError && piped.reason.code !== "TOOL_STOPPED_READING";
+  if (inputFailed) throw piped.reason;
+  if (exited.status === "rejected") throw exited.reason;
+  if (piped.status === "rejected") throw piped.reason;
+  return exited.value;
 }
 
 /**

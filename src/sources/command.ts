@@ -1,6 +1,5 @@
 import type { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
-import { startTool, toolInput } from "../exec/spawn.js";
+import { feedTool, startTool } from "../exec/spawn.js";
 import { LifeboatError } from "../model/errors.js";
 import type { CommandSource } from "../model/job.js";
 import type { SourceKind } from "./source.js";
@@ -55,17 +54,12 @@ export const commandSource: SourceKind<CommandSource> = {
     return {
       description: `command ${argv[0]}`,
       async write(stream: Readable) {
-        const tool = startTool({
+        await feedTool(stream, {
           argv,
           env: { ...spec.env, ...(target.location ? { LIFEBOAT_RESTORE_TARGET: target.location } : {}) },
           context: `restoring job "${context.job}"`,
-          stdin: "pipe",
-          stdout: "ignore",
           ...(context.signal ? { signal: context.signal } : {}),
         });
-        const [piped, exited] = await Promise.allSettled([pipeline(stream, toolInput(tool.stdin!, { afterClose: "fail", toolName: argv[0] ?? "restore command" })), tool.done]);
-        if (exited.status === "rejected") throw exited.reason;
-        if (piped.status === "rejected") throw piped.reason;
       },
       async commit() {},
       async discard() {},

@@ -2,8 +2,7 @@ import { promises as fs } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pipeline as streamPipeline, Transform, type Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
-import { runTool, startTool, toolInput } from "../exec/spawn.js";
+import { feedTool, runTool, startTool } from "../exec/spawn.js";
 import { locateTool } from "../exec/tools.js";
 import { registerSecret } from "../log/redact.js";
 import { describeConnection, parseDatabaseUrl } from "../model/connection.js";
@@ -229,50 +228,15 @@ export const mariadbSource: SourceKind<MariadbSource> = {
         }
         const options = await clientOptionFile(password);
         try {
-          // Stops the client when the backup stream fails, so a script cut
-          // short is not run to its end (or mistaken for a complete restore).
-          const stop = new AbortController();
-          const tool = startTool({
-            argv: [
-              client,
-              ...options.args,
-              ...connectionArgs(c),
-              CONNECT_TIMEOUT,
-              `--database=${c.database}`,
-              "--binary-mode",
-              "--default-character-set=utf8mb4",
-              MAX_PACKET,
-              "--batch",
-            ],
+          // The ALTER DATABASE lines lose the source's name on the way (older backups still carry it).
+          const script = streamPipeline(stream, retargetAlterDatabase(), () => {});
+          await feedTool(script, {
+            argv: [client, ...options.args, ...connectionArgs(c), CONNECT_TIMEOUT, `--database=${c.database}`, "--binary-mode", "--default-character-set=utf8mb4", MAX_PACKET, "--batch"],
             context: where,
-            stdin: "pipe",
-            stdout: "ignore",
-            signal: context.signal ? AbortSignal.any([context.signal, stop.signal]) : stop.signal,
+            ...(context.signal ? { signal: context.signal } : {}),
+          }).catch((error: unknown) => {
+            throw withHint(error);
           });
-          const input = toolInput(tool.stdin!, { afterClose: "fail", toolName: client.split("/").pop() ?? "mariadb" });
-          let clientGaveUp = false;
-          input.once("error", () => {
-            clientGaveUp = true;
-          });
-          // The backup stream is piped by hand, so that its failure stops the
-          // client before the client's input is closed, and the client's
-          // failure reaches the stream as the client's own error (not as an
-          // echo that would hide it from the reader, who reports the stream's).
-          const retarget = retargetAlterDatabase();
-          const delivered = pipeline(retarget, input);
-          let upstreamError: Error | undefined;
-          stream.once("error", (error) => {
-            upstreamError = error;
-            if (!clientGaveUp) stop.abort();
-            retarget.destroy(error);
-          });
-          stream.pipe(retarget);
-          const [streamed, exited] = await Promise.allSettled([delivered, tool.done]);
-          if (streamed.status === "fulfilled" && exited.status === "fulfilled") return;
-          const reason = upstreamError ?? (exited.status === "rejected" ? withHint(exited.reason) : (streamed as PromiseRejectedResult).reason);
-          // A stream left half-read would stall its reader: it fails with the same reason.
-          if (!stream.destroyed) stream.destroy(reason as Error);
-          throw reason;
         } finally {
           await options.remove();
         }

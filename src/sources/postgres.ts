@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { byteCounter, relayedBytes, runTool, startTool, startToolChain, toolInput, type RunningTool } from "../exec/spawn.js";
+import { byteCounter, feedTool, relayedBytes, runTool, startTool, startToolChain, type RunningTool } from "../exec/spawn.js";
 import { locateTool, pgConfigBindir } from "../exec/tools.js";
 import { registerSecret } from "../log/redact.js";
 import { describeConnection, parseDatabaseUrl, postgresUrl } from "../model/connection.js";
@@ -149,11 +149,11 @@ export const postgresSource: SourceKind<PostgresSource> = {
             context.log.warn({ target: where }, "globals (roles, tablespaces) are not applied to a server you named; apply them by hand if needed");
             return drainStream(stream);
           }
-          await feed(stream, { argv: [psql, "-X", "-q", "-v", "ON_ERROR_STOP=0", `--dbname=${url}`], env, context: what, ...signal }, "psql");
+          await feedTool(stream, { argv: [psql, "-X", "-q", "-v", "ON_ERROR_STOP=0", `--dbname=${url}`], env, context: what, ...signal });
           return;
         }
         if (!staged) {
-          await feed(stream, { argv: [pgRestore, ...options, "--single-transaction"], env, context: what, ...signal }, "pg_restore");
+          await feedTool(stream, { argv: [pgRestore, ...options, "--single-transaction"], env, context: what, ...signal });
           return;
         }
         stagedWritten = true;
@@ -243,26 +243,6 @@ function firstLine(tool: RunningTool): Promise<string> {
       reject,
     );
   });
-}
-
-/**
- * Streams `stream` into a restore tool's stdin. If the stream fails, the tool
- * is killed before its input ends, so it never takes a cut-short input for a
- * complete one (and rolls its transaction back).
- */
-async function feed(stream: Readable, spec: Parameters<typeof startTool>[0], toolName: string): Promise<void> {
-  const restore = startTool({ ...spec, stdin: "pipe", stdout: "ignore" });
-  // The input failed (wrong bytes, a broken download): kill the tool before it can take the
-  // input's end for a complete one. "Stopped reading" is the echo of the tool's own exit.
-  stream.once("error", (error) => {
-    if (!(error instanceof LifeboatError && error.code === "TOOL_STOPPED_READING")) restore.kill();
-  });
-  const [piped, exited] = await Promise.allSettled([pipeline(stream, toolInput(restore.stdin!, { afterClose: "fail", toolName })), restore.done]);
-  // The input's own failure explains the tool being killed; the tool's exit explains "stopped reading".
-  const inputFailed = piped.status === "rejected" && piped.reason instanceof LifeboatError && piped.reason.code !== "TOOL_STOPPED_READING";
-  if (inputFailed) throw piped.reason;
-  if (exited.status === "rejected") throw exited.reason;
-  if (piped.status === "rejected") throw piped.reason;
 }
 
 async function drainStream(stream: Readable): Promise<void> {
