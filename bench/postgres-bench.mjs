@@ -56,6 +56,7 @@ import {
   verdict,
   which,
 } from "./lib.mjs";
+import { clusterSettings as scratchClusterSettings } from "../dist/scratch/postgres.js";
 
 // --- settings ----------------------------------------------------------------
 
@@ -149,30 +150,13 @@ function clusterUser() {
 // --- clusters --------------------------------------------------------------------
 
 /**
- * postgresql.conf lines appended after initdb's, the same as lifeboat's
- * scratch clusters get (src/scratch/postgres.ts, clusterSettings): the raw
- * restores must run on an equally tuned server. The source cluster uses them
- * too; its loading speed is not measured.
+ * postgresql.conf lines appended after initdb's: exactly the ones lifeboat's
+ * scratch clusters get (imported from the build), so the raw restores run on
+ * an equally tuned server. The source cluster uses them too; its loading
+ * speed is not measured.
  */
 function clusterSettings(port) {
-  const settings = [
-    ["port", port],
-    ["listen_addresses", "127.0.0.1"],
-    ["unix_socket_directories", ""],
-    ["fsync", "off"],
-    ["synchronous_commit", "off"],
-    ["full_page_writes", "off"],
-    ["wal_level", "minimal"],
-    ["max_wal_senders", 0],
-    ["max_wal_size", "4GB"],
-    ["checkpoint_timeout", "30min"],
-    ["autovacuum", "off"],
-    ["shared_buffers", "128MB"],
-    ["maintenance_work_mem", "256MB"],
-    ["log_destination", "stderr"],
-    ["logging_collector", "off"],
-  ];
-  return [CONF_MARKER, ...settings.map(([key, value]) => `${key} = ${typeof value === "number" ? value : `'${value}'`}`), ""].join("\n");
+  return `${CONF_MARKER}\n${scratchClusterSettings(port, undefined)}`;
 }
 const CONF_MARKER = "# lifeboat bench cluster";
 

@@ -175,8 +175,8 @@ async function clusterTemplate(initdb: string, runAs: SystemUser | undefined, ro
   return template;
 }
 
-/** postgresql.conf lines appended after initdb's; later lines win. */
-function clusterSettings(port: number, socket: string | undefined): string {
+/** postgresql.conf lines appended after initdb's; later lines win. (The bench tunes its raw clusters with them too.) */
+export function clusterSettings(port: number, socket: string | undefined): string {
   const settings: Array<[string, string | number]> = [
     ["port", port],
     ["listen_addresses", "127.0.0.1"],

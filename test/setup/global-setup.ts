@@ -4,29 +4,17 @@
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { TestProject } from "vitest/node";
 import { startS3rver, type S3rverHandle } from "../servers/s3rver.js";
 import type { S3ServerInfo } from "./s3-servers.js";
+import { freePort } from "../../src/scratch/local-server.js";
 
 const RADOSGW_SH = fileURLToPath(new URL("../servers/radosgw.sh", import.meta.url));
 const REGION = "us-east-1";
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      const port = typeof addr === "object" && addr ? addr.port : 0;
-      srv.close(() => (port ? resolve(port) : reject(new Error("no free port"))));
-    });
-  });
-}
 
 let runningScript: ChildProcess | undefined;
 
