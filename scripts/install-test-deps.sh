@@ -15,5 +15,5 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   age zstd tar gzip curl python3 ca-certificates \
   radosgw ceph-mon ceph-osd ceph-common \
-  mariadb-server mariadb-client >/dev/null
+  mariadb-server mariadb-client chromium >/dev/null
 echo "test dependencies installed"

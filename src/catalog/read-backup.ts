@@ -20,7 +20,12 @@ export interface ReadOptions {
   decode?: boolean;
   signal?: AbortSignal | undefined;
   onStoredBytes?: ((sizeBytes: number) => void) | undefined;
+  /** Called with `performance.now()` at each mark, for drills that time the phases of a restore. */
+  onMark?: ((mark: ReadMark, monotonicMs: number) => void) | undefined;
 }
+
+/** requested: the object was asked for; first-byte: stored bytes arrive; stored-end: the last stored byte arrived; decoded-end: the decoded stream ended. */
+export type ReadMark = "requested" | "first-byte" | "stored-end" | "decoded-end";
 
 export async function readBackupObject(
   store: ObjectStore,
@@ -49,7 +54,10 @@ export async function readBackupObject(
         : `${where} is corrupt: read more than the ${object.sizeBytes} bytes the manifest says`,
       { kind: "verification", details: { key: object.key, expectedSha256: object.sha256, actualSha256: actual.sha256 ?? null } },
     );
+  const mark = options.onMark;
+  mark?.("requested", performance.now());
   const stored = await store.get(key, options.signal ? { signal: options.signal } : {});
+  let firstByte = true;
   const chain = decodeChain(stored, {
     // Checked before the decoded stream ends, so a consumer never commits wrong bytes.
     expect: { sizeBytes: object.sizeBytes, sha256: object.sha256, mismatch: corrupt },
@@ -57,8 +65,19 @@ export async function readBackupObject(
     identities: options.identities,
     context: `reading ${where}`,
     signal: options.signal,
-    onStoredBytes: options.onStoredBytes,
+    onStoredBytes:
+      mark || options.onStoredBytes
+        ? (sizeBytes) => {
+            if (firstByte) mark?.("first-byte", performance.now());
+            firstByte = false;
+            options.onStoredBytes?.(sizeBytes);
+          }
+        : undefined,
   });
+  if (mark) {
+    chain.storedTap.once("finish", () => mark("stored-end", performance.now()));
+    chain.output.once("end", () => mark("decoded-end", performance.now()));
+  }
   const consumed = consume(chain.output);
   // If the consumer gives up, stop reading (and stop the decoding tools, whose
   // failures then count as echoes: see toolStage).

@@ -4,9 +4,11 @@ import { LifeboatError } from "../model/errors.js";
 import { LIFEBOAT_VERSION } from "../version.js";
 import type { Command } from "./command.js";
 import { backupCommand } from "./commands/backup.js";
+import { drillCommand } from "./commands/drill.js";
 import { keygenCommand } from "./commands/keygen.js";
 import { listCommand } from "./commands/list.js";
 import { probeCommand } from "./commands/probe.js";
+import { reportCommand } from "./commands/report.js";
 import { restoreCommand } from "./commands/restore.js";
 import { schemaCommand } from "./commands/schema.js";
 import { scratchCommand } from "./commands/scratch.js";
@@ -15,7 +17,7 @@ import { verifyCommand } from "./commands/verify.js";
 import { createContext } from "./context.js";
 import { EXIT, createOutput, exitCodeFor, reportError } from "./output.js";
 
-const COMMANDS: Command[] = [validateCommand, backupCommand, listCommand, verifyCommand, restoreCommand, scratchCommand, probeCommand, schemaCommand, keygenCommand];
+const COMMANDS: Command[] = [validateCommand, backupCommand, listCommand, verifyCommand, restoreCommand, drillCommand, reportCommand, scratchCommand, probeCommand, schemaCommand, keygenCommand];
 
 const GLOBAL_OPTIONS = {
   config: { type: "string", short: "c" },
@@ -34,7 +36,7 @@ function usage(): string {
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     "",
     "config: -c FILE, else $LIFEBOAT_CONFIG, else ./lifeboat.yaml",
-    "exit codes: 0 ok, 1 verification failed, 2 invalid config or usage, 3 run failed, 130 interrupted",
+    "exit codes: 0 ok, 1 drill failed or missed its targets, verification failed, 2 invalid config or usage, 3 run failed, 130 interrupted",
   ].join("\n");
 }
 

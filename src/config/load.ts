@@ -31,6 +31,8 @@ export interface LifeboatConfig {
   jobs: Record<string, BackupJob>;
   /** Named scratch environments (`scratch:` in the config). */
   scratch: Record<string, ScratchSpec>;
+  /** Named drills: drill name → absolute path of its plan file. */
+  drills: Record<string, string>;
 }
 
 /**
@@ -137,7 +139,7 @@ export function checkConfig(file: string, env: NodeJS.ProcessEnv = process.env):
   return finish(config, text);
 }
 
-type Report = (path: Path, message: string, rule: Diagnostic["rule"], options?: { atKey?: boolean; severity?: Diagnostic["severity"] }) => void;
+export type Report = (path: Path, message: string, rule: Diagnostic["rule"], options?: { atKey?: boolean; severity?: Diagnostic["severity"] }) => void;
 
 /**
  * The well-formed entries of a config that failed its schema check. Names of
@@ -170,6 +172,7 @@ function salvage(value: unknown): Salvaged {
       storage: wellFormed(section("storage"), StorageSchema),
       jobs: wellFormed(section("jobs"), JobSchema),
       scratch: wellFormed(section("scratch"), ScratchSchema),
+      drills: {},
       ...(encryption?.success ? { encryption: encryption.data } : {}),
     },
     declaredStorage: Object.keys(section("storage")),
@@ -243,7 +246,10 @@ function buildConfig(file: string, data: RawConfig, raw: unknown, baseDir: strin
   const scratch: Record<string, ScratchSpec> = {};
   for (const [name, entry] of Object.entries(data.scratch)) scratch[name] = buildScratch(name, entry, baseDir, problem);
 
-  return { file, baseDir, storage, encryption: { recipients, identity }, jobs, scratch };
+  const drills: Record<string, string> = {};
+  for (const [name, drill] of Object.entries(data.drills)) drills[name] = resolve(baseDir, drill.plan);
+
+  return { file, baseDir, storage, encryption: { recipients, identity }, jobs, scratch, drills };
 }
 
 function buildSource(job: string, source: RawConfig["jobs"][string]["source"], baseDir: string, problem: Report): SourceSpec {
@@ -311,7 +317,7 @@ function buildConnection(fields: ConnectionFields, family: DatabaseFamily, owner
   return connection;
 }
 
-function buildScratch(name: string, scratch: ScratchConfig, baseDir: string, problem: Report): ScratchSpec {
+export function buildScratch(name: string, scratch: ScratchConfig, baseDir: string, problem: Report): ScratchSpec {
   const bin = "bin" in scratch && scratch.bin !== undefined ? resolve(baseDir, scratch.bin) : undefined;
   switch (scratch.type) {
     case "directory":

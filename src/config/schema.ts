@@ -180,6 +180,10 @@ export const ConfigSchema = z
     encryption: EncryptionSchema.optional(),
     jobs: z.record(name, JobSchema).default({}).describe("named backup jobs"),
     scratch: z.record(name, ScratchSchema).default({}).describe("named scratch environments for restores and drills (--to scratch:NAME)"),
+    drills: z
+      .record(name, z.strictObject({ plan: nonEmpty.describe("the restore plan file (relative to this file)") }))
+      .default({})
+      .describe("named drills: `lifeboat drill NAME` runs the plan"),
   })
   .describe("Lifeboat configuration (lifeboat.yaml)");
 

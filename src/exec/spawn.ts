@@ -40,6 +40,16 @@ export interface ToolSpec {
    * otherwise carry storage credentials where any superuser can read them.
    */
   inheritEnv?: boolean | undefined;
+  /**
+   * Run the tool in a process group (and session) of its own, for commands
+   * that start others (a plan's scripts, the application under test):
+   * `kill()` signals the whole group, an abort signals it too, and when the
+   * tool itself exits, whatever is left of its group (children it left
+   * behind, which would hold its pipes open) is terminated: SIGTERM, then
+   * SIGKILL after 2 s. Groups still alive when Lifeboat exits are killed.
+   * A program that puts itself in a new session (setsid, a daemon) escapes.
+   */
+  processGroup?: boolean | undefined;
 }
 
 const BASE_ENV = ["PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ"];
@@ -73,7 +83,7 @@ export interface RunningTool {
   done: Promise<ToolExit>;
   /** The process id, for tests and sweeps. */
   pid: number | undefined;
-  /** Kills the tool now (SIGKILL unless told otherwise); `done` then reports TOOL_KILLED. */
+  /** Kills the tool (its group, with `processGroup`) now (SIGKILL unless told otherwise); `done` then reports TOOL_KILLED. */
   kill(signal?: NodeJS.Signals): void;
 }
 
@@ -99,7 +109,9 @@ export function startTool(spec: ToolSpec): RunningTool {
     stripFinalNewline: false,
     encoding: "buffer",
     ...(spec.runAs ? { uid: spec.runAs.uid, gid: spec.runAs.gid } : {}),
+    ...(spec.processGroup ? { detached: true } : {}),
   });
+  const group = spec.processGroup && child.pid !== undefined ? watchGroup(child, child.pid, spec.signal) : undefined;
 
   let tail = "";
   child.stderr?.on("data", (chunk: Buffer) => {
@@ -126,7 +138,47 @@ export function startTool(spec: ToolSpec): RunningTool {
   });
   done.catch(() => {});
 
-  return { stdin: child.stdin ?? null, stdout: child.stdout ?? null, done, pid: child.pid, kill: (signal = "SIGKILL") => void child.kill(signal) };
+  const kill = (signal: NodeJS.Signals = "SIGKILL") => {
+    if (group === undefined || !signalGroup(group, signal)) child.kill(signal);
+  };
+  return { stdin: child.stdin ?? null, stdout: child.stdout ?? null, done, pid: child.pid, kill };
+}
+
+const GROUP_GRACE_MS = 2_000;
+/** Process groups of running tools (`processGroup`), killed if Lifeboat exits first. */
+const liveGroups = new Set<number>();
+let exitHook = false;
+
+function watchGroup(child: { once(event: "exit", listener: () => void): unknown }, pgid: number, signal: AbortSignal | undefined): number {
+  if (!exitHook) {
+    exitHook = true;
+    process.on("exit", () => {
+      for (const group of liveGroups) signalGroup(group, "SIGKILL");
+    });
+  }
+  liveGroups.add(pgid);
+  const onAbort = () => void signalGroup(pgid, "SIGTERM");
+  signal?.addEventListener("abort", onAbort, { once: true });
+  child.once("exit", () => {
+    signal?.removeEventListener("abort", onAbort);
+    if (!signalGroup(pgid, "SIGTERM")) return void liveGroups.delete(pgid);
+    const timer = setTimeout(() => {
+      signalGroup(pgid, "SIGKILL");
+      liveGroups.delete(pgid);
+    }, GROUP_GRACE_MS);
+    timer.unref();
+  });
+  return pgid;
+}
+
+/** Signals every process of a group; false when the group is gone. */
+function signalGroup(pgid: number, signal: NodeJS.Signals): boolean {
+  try {
+    process.kill(-pgid, signal);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**

@@ -45,3 +45,18 @@ export interface NamedScratch {
   name: string;
   spec: ScratchSpec;
 }
+
+/** Which scratch kinds can hold which source kinds (`command` scratch holds whatever it reports a location for). */
+export const SCRATCH_FITS: Record<"files" | "command" | "postgres" | "mariadb", ReadonlyArray<ScratchSpec["type"]>> = {
+  files: ["directory", "command"],
+  postgres: ["postgres", "command"],
+  mariadb: ["mariadb", "command"],
+  command: ["directory", "postgres", "mariadb", "command"],
+};
+
+/** The keys `${scratch.NAME.KEY}` may use for each kind (a command kind's keys are whatever its `up` prints). */
+export const SCRATCH_CONNECTION_KEYS: Record<Exclude<ScratchSpec["type"], "command">, readonly string[]> = {
+  directory: ["directory"],
+  postgres: ["url", "host", "port", "user", "database", "socket", "password"],
+  mariadb: ["url", "host", "port", "user", "database", "socket"],
+};

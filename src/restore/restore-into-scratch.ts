@@ -2,7 +2,7 @@ import type { Logger } from "../log/logger.js";
 import { silentLogger } from "../log/logger.js";
 import { LifeboatError } from "../model/errors.js";
 import type { SourceSpec } from "../model/job.js";
-import type { NamedScratch } from "../model/scratch.js";
+import { SCRATCH_FITS, type NamedScratch } from "../model/scratch.js";
 import { newRunId, provisionScratch, sweepScratch, type ScratchEnvironment } from "../scratch/environments.js";
 import type { ScratchConnection } from "../scratch/scratch.js";
 import { resolveRestorable, runRestore, type RestoreRequest, type RestoreResult } from "./run-restore.js";
@@ -56,20 +56,12 @@ export async function restoreIntoScratch(request: ScratchRestoreRequest): Promis
 
 const URL_SCHEMES = { postgres: /^postgres(ql)?:\/\//, mariadb: /^(mariadb|mysql):\/\// };
 
-/** Which scratch kinds can hold which sources (`command` scratch can hold anything it reports a location for). */
-const FITS: Record<SourceSpec["type"], ReadonlyArray<NamedScratch["spec"]["type"]>> = {
-  files: ["directory", "command"],
-  postgres: ["postgres", "command"],
-  mariadb: ["mariadb", "command"],
-  command: ["directory", "postgres", "mariadb", "command"],
-};
-
 /** Fails before anything is created when the environment cannot hold the backup. */
 export function assertScratchFits(source: SourceSpec, scratch: NamedScratch): void {
-  if (!FITS[source.type].includes(scratch.spec.type)) {
+  if (!SCRATCH_FITS[source.type].includes(scratch.spec.type)) {
     throw new LifeboatError("SCRATCH_MISMATCH", `a ${source.type} backup cannot be restored into scratch "${scratch.name}" (${scratch.spec.type})`, {
       kind: "usage",
-      hint: `use --to scratch:${FITS[source.type][0]}`,
+      hint: `use --to scratch:${SCRATCH_FITS[source.type][0]}`,
     });
   }
 }

@@ -4,7 +4,7 @@ import { LifeboatError, isAbortError } from "../model/errors.js";
 import type { BackupJob } from "../model/job.js";
 import type { Manifest } from "../model/manifest.js";
 import type { AgeIdentity } from "../pipeline/age/index.js";
-import { assertCanDecrypt, readBackupObject } from "../catalog/read-backup.js";
+import { assertCanDecrypt, readBackupObject, type ReadMark } from "../catalog/read-backup.js";
 import { resolveBackup, type BackupSelector } from "../catalog/catalog.js";
 import type { Layout } from "../storage/layout.js";
 import type { ObjectStore } from "../storage/store.js";
@@ -52,6 +52,18 @@ export interface RestoreResult {
   manifest: Manifest;
   target: string;
   durationMs: number;
+  /**
+   * When each stage was active, as `performance.now()` readings, per object:
+   * fetch (asked for → last stored byte), decode (first stored byte → last
+   * decoded byte), restore (first stored byte → committed). In a stream they overlap.
+   */
+  phases: RestorePhase[];
+}
+
+export interface RestorePhase {
+  phase: "fetch" | "decode" | "restore";
+  startMs: number;
+  endMs: number;
 }
 
 export async function runRestore(request: RestoreRequest): Promise<RestoreResult> {
@@ -66,12 +78,16 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreResult
 
   const totalBytes = manifest.objects.reduce((sum, o) => sum + o.sizeBytes, 0);
   let doneBytes = 0;
+  const marks: Array<Partial<Record<ReadMark, number>>> = [];
   try {
     // Objects in manifest order: the order the source dumped them and restores them.
     for (const object of manifest.objects) {
+      const objectMarks: Partial<Record<ReadMark, number>> = {};
+      marks.push(objectMarks);
       await readBackupObject(store, layout, manifest, object, (decoded) => prepared.write(decoded, object), {
         identities: request.identities,
         signal,
+        onMark: (mark, at) => (objectMarks[mark] = at),
         onStoredBytes: (storedBytes) => {
           // A reporter that throws must never break the restore it reports on.
           try {
@@ -92,7 +108,21 @@ export async function runRestore(request: RestoreRequest): Promise<RestoreResult
     }
     throw error;
   }
-  const durationMs = performance.now() - started;
+  const committed = performance.now();
+  const durationMs = committed - started;
   log.info({ backupId: manifest.id, durationMs: Math.round(durationMs) }, "restore committed");
-  return { manifest, target: prepared.description, durationMs };
+  return { manifest, target: prepared.description, durationMs, phases: restorePhases(marks, committed) };
+}
+
+function restorePhases(marks: ReadonlyArray<Partial<Record<ReadMark, number>>>, committedMs: number): RestorePhase[] {
+  const phases: RestorePhase[] = [];
+  marks.forEach((m, i) => {
+    const firstByte = m["first-byte"] ?? m["stored-end"] ?? m.requested;
+    if (m.requested !== undefined && m["stored-end"] !== undefined) phases.push({ phase: "fetch", startMs: m.requested, endMs: m["stored-end"] });
+    if (firstByte !== undefined && m["decoded-end"] !== undefined) phases.push({ phase: "decode", startMs: firstByte, endMs: m["decoded-end"] });
+    // An object is restored from its first byte until the next object starts, the last one until the commit.
+    const end = marks[i + 1]?.requested ?? committedMs;
+    if (firstByte !== undefined) phases.push({ phase: "restore", startMs: firstByte, endMs: Math.max(firstByte, end) });
+  });
+  return phases;
 }

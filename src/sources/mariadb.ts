@@ -253,7 +253,7 @@ export const mariadbSource: SourceKind<MariadbSource> = {
 };
 
 /** Where to connect, as client options; never the password. A port means TCP (the client would use the socket for "localhost"). */
-function connectionArgs(c: DatabaseConnection): string[] {
+export function connectionArgs(c: DatabaseConnection): string[] {
   const args: string[] = [];
   if (c.socket) args.push(`--socket=${c.socket}`, "--protocol=SOCKET");
   else {
@@ -264,7 +264,7 @@ function connectionArgs(c: DatabaseConnection): string[] {
   return args;
 }
 
-interface ClientOptions {
+export interface ClientOptions {
   /** `--defaults-extra-file=…` (it must come first), or nothing when there is no password. */
   args: string[];
   /** Deletes the file and its folder; idempotent. */
@@ -272,7 +272,7 @@ interface ClientOptions {
 }
 
 /** A `[client]` option file holding the password, mode 0600 in a private folder. */
-async function clientOptionFile(password: string | undefined): Promise<ClientOptions> {
+export async function clientOptionFile(password: string | undefined): Promise<ClientOptions> {
   if (password === undefined) return { args: [], remove: async () => {} };
   const dir = await fs.mkdtemp(join(tmpdir(), "lifeboat-mariadb-"));
   const remove = () => fs.rm(dir, { recursive: true, force: true });

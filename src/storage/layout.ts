@@ -9,11 +9,14 @@ import { LifeboatError } from "../model/errors.js";
  *   <prefix><job>/<backup-id>/<object>        data objects of a backup
  *   <prefix><job>/<backup-id>/manifest.json   written last: the backup exists
  *   <prefix><job>/<backup-id>/verification.json  the latest `verify` result
- *   <prefix>drills/<plan>/<drill-id>/…        drill reports (later)
+ *   <prefix>drills/<plan>/<drill-id>/…        drill reports; report.json written last
  *   <prefix>.lifeboat/probe/…                 capability probes (short-lived)
  */
 export const MANIFEST_NAME = "manifest.json";
 export const VERIFICATION_NAME = "verification.json";
+export const DRILL_REPORT_NAME = "report.json";
+/** The files of a drill report, report.json last (a drill's report exists when it does). */
+export const REPORT_FILES: readonly string[] = ["report.md", "report.html", "junit.xml", DRILL_REPORT_NAME];
 
 /** Job names that would collide with Lifeboat's own folders. */
 const RESERVED = new Set(["drills", ".lifeboat"]);
@@ -53,6 +56,28 @@ export class Layout {
   /** The prefix to list to find every manifest (of one job, or of all). */
   listPrefix(job?: string): string {
     return job === undefined ? this.prefix : this.jobFolder(job);
+  }
+
+  /** `<prefix>drills/` or `<prefix>drills/<plan>/`: where drill reports are listed. */
+  drillsPrefix(plan?: string): string {
+    if (plan !== undefined && !isValidName(plan)) throw new LifeboatError("LAYOUT_INVALID_NAME", `invalid plan name "${plan}"`, { kind: "usage" });
+    return `${this.prefix}drills/${plan === undefined ? "" : `${plan}/`}`;
+  }
+
+  /** `<prefix>drills/<plan>/<drill-id>/<name>` */
+  drillReportKey(plan: string, drillId: string, name: string): string {
+    if (!isBackupId(drillId)) throw new LifeboatError("LAYOUT_INVALID_ID", `invalid drill id "${drillId}"`, { kind: "usage" });
+    if (!REPORT_FILES.includes(name)) throw new LifeboatError("LAYOUT_INVALID_NAME", `invalid report file "${name}"`, { kind: "usage" });
+    return `${this.drillsPrefix(plan)}${drillId}/${name}`;
+  }
+
+  /** Recognises `<prefix>drills/<plan>/<drill-id>/report.json`. */
+  parseDrillReportKey(key: string): { plan: string; drillId: string } | undefined {
+    if (!key.startsWith(`${this.prefix}drills/`)) return undefined;
+    const parts = key.slice(`${this.prefix}drills/`.length).split("/");
+    if (parts.length !== 3 || parts[2] !== DRILL_REPORT_NAME) return undefined;
+    const [plan, drillId] = parts as [string, string, string];
+    return isValidName(plan) && isBackupId(drillId) ? { plan, drillId } : undefined;
   }
 
   probePrefix(): string {
