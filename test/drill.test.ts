@@ -209,7 +209,7 @@ steps:
     const dataKey = keys.find((k) => !/\/(manifest|verification)\.json$/.test(k))!;
     const object = await rawS3Client(server).send(new GetObjectCommand({ Bucket: bucket, Key: dataKey }));
     const bytes = Buffer.from(await object.Body!.transformToByteArray());
-    bytes[bytes.length >> 1] ^= 0xff;
+    bytes[bytes.length >> 1]! ^= 0xff;
     await rawS3Client(server).send(new PutObjectCommand({ Bucket: bucket, Key: dataKey, Body: bytes }));
 
     const { run: result, report } = await drill(
