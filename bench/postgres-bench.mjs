@@ -68,6 +68,8 @@ const WIDE_MB = envInt("BENCH_PG_WIDE_MB", 330);
 const REPEAT = envInt("BENCH_REPEAT", 2);
 const PEERS = envFlag("BENCH_PEERS", true);
 const RESTORE = envFlag("BENCH_PG_RESTORE", true);
+/** The drill-overhead run (needs RESTORE). */
+const DRILL = envFlag("BENCH_PG_DRILL", true);
 /** pg_restore --jobs of the staged runs; lifeboat's own default (CPUs, at most 8). */
 const RESTORE_JOBS = envInt("BENCH_PG_RESTORE_JOBS", Math.max(1, Math.min(8, availableParallelism())));
 
@@ -658,6 +660,55 @@ async function runLifeboatRestore(ctx, config, job, expected) {
   };
 }
 
+/**
+ * `lifeboat drill` on a minimal plan (provision + restore + one verify), as a
+ * whole CLI process. The figures that count come from the drill's own
+ * report.json: RTO actual (t0 → the verify step passed) and the time it took
+ * to create the scratch cluster, measured inside that RTO.
+ */
+async function runLifeboatDrill(ctx, config, job, expected, i) {
+  const plan = join(ctx.tmp, "bench-drill.yaml");
+  writeFileSync(
+    plan,
+    `name: bench-drill
+targets: { rto: 1h }
+scratch:
+  db: { type: postgres }
+steps:
+  - name: restore
+    restore: { job: ${job}, into: db }
+  - name: accounts are there
+    verify: { sql: "select count(*) = ${expected.pgbench_accounts} from pgbench_accounts", on: db }
+`,
+  );
+  const out = join(ctx.tmp, `drill-${i}`);
+  const argv = [process.execPath, CLI, "-c", config, "--json", "drill", plan, "--out", out];
+  const r = await runPipeline([{ argv }], {
+    env: ctx.lifeboatEnv,
+    captureStdout: true,
+    serverPids: ctx.servers,
+    discoverServers: () => scratchPostmasters(ctx.scratchRoot),
+    what: "lifeboat drill",
+  });
+  let report;
+  try {
+    report = JSON.parse(readFileSync(join(out, "report.json"), "utf8"));
+  } catch {
+    throw new Error(`lifeboat drill wrote no report:\n${tail(r.stdout)}\n${tail(r.stderr[0])}`);
+  }
+  if (report.verdict !== "passed") throw new Error(`lifeboat drill: ${report.verdict}: ${report.summary}`);
+  return {
+    wallSeconds: r.wallSeconds,
+    samples: r.samples,
+    peakRssMiB: r.samples.peakRssKiB === undefined ? undefined : r.samples.peakRssKiB / 1024,
+    rtoSeconds: report.rto.actualMs / 1000,
+    drillProvisionSeconds: report.phases.provisionMs / 1000,
+    restoreStepSeconds: report.steps[0].durationMs / 1000,
+    verifyStepSeconds: report.steps[1].durationMs / 1000,
+    teardownSeconds: report.teardown.reduce((sum, t) => sum + (t.endMs - t.startMs), 0) / 1000,
+  };
+}
+
 async function removeScratch(ctx, ids) {
   const config = ctx.configs ? ["-c", ctx.configs.stream] : [];
   await runPipeline([{ argv: [process.execPath, CLI, ...config, "scratch", "remove", ...ids] }], { env: ctx.lifeboatEnv, captureStdout: true, what: "lifeboat scratch remove" });
@@ -774,6 +825,18 @@ function report(ctx) {
       phases.push(`${r.label.split(" ")[0]} ${init}pg_restore at ${fixed(seen.pg_restore)} s, done at ${fixed(r.wallSeconds)} s (pg_restore ran ${fixed(r.wallSeconds - seen.pg_restore)} s)`);
     }
     if (phases.length) lines.push(`phases: ${phases.join("; ")}`);
+  }
+  const drill = restoreRuns.find((r) => r.key === "drill");
+  const rawStream = restoreRuns.find((r) => r.key === "rS");
+  if (drill && !drill.error && rawStream && !rawStream.error) {
+    drill.rtoRatio = drill.rtoSeconds / rawStream.wallSeconds;
+    drill.rtoRatioWithoutProvisioning = (drill.rtoSeconds - drill.drillProvisionSeconds) / rawStream.wallSeconds;
+    lines.push(
+      "",
+      "DRILL (minimal plan: provision a scratch cluster, restore, one verify query; figures from the drill's report.json, fastest run)",
+      `RTO actual ${fixed(drill.rtoSeconds)} s = provisioning ${fixed(drill.drillProvisionSeconds)} s + restore step ${fixed(drill.restoreStepSeconds)} s + verify step ${fixed(drill.verifyStepSeconds)} s (+ gaps); teardown ${fixed(drill.teardownSeconds)} s after it, not in the RTO; whole CLI process ${fixed(drill.wallSeconds)} s`,
+      `RTO vs (r) ${fixed(rawStream.wallSeconds)} s: ${fixed(drill.rtoRatioWithoutProvisioning, 3)} without provisioning (goal ≤ ${GOAL_RATIO}: ${verdict(drill.rtoRatioWithoutProvisioning <= GOAL_RATIO)}), ${fixed(drill.rtoRatio, 3)} with it`,
+    );
   }
   lines.push(
     "wall s: fastest run (load from elsewhere only adds time); dump MiB/s: pg_dump -Fc -Z0 output MiB / wall s; (p) is timed inside every raw restore run and is part of every lifeboat restore run; 'without (p)': (wall s - (p)) / (r)",
@@ -912,6 +975,7 @@ async function main() {
             { key: "lS", label: "(s) lifeboat restore → scratch, streaming", lifeboat: true, goal: true, once: () => runLifeboatRestore(ctx, ctx.configs.stream, "pg", ctx.source.rows) },
             { key: "lP", label: `(t) lifeboat restore → scratch, staged --jobs=${RESTORE_JOBS}`, lifeboat: true, goal: true, once: () => runLifeboatRestore(ctx, ctx.configs.staged, "pg", ctx.source.rows) },
             { key: "tiny", label: "(f) lifeboat restore → scratch, 100-row db (fixed cost)", lifeboat: true, rounds: 1, once: () => runLifeboatRestore(ctx, ctx.configs.stream, "pgtiny", undefined) },
+            ...(DRILL ? [{ key: "drill", label: "(d) lifeboat drill: provision + restore + one verify", lifeboat: true, goal: true, once: (i) => runLifeboatDrill(ctx, ctx.configs.stream, "pg", ctx.source.rows, i) }] : []),
           ]
         : []),
     ];

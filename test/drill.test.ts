@@ -4,7 +4,7 @@
  * real pg_restore, psql, age and zstd, and reports read back from storage.
  */
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync, chmodSync } from "node:fs";
+import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from "@aws-sdk/client-s3";
 import { Ajv2020 } from "ajv/dist/2020.js";
@@ -386,6 +386,36 @@ steps:
     expect(await storedKeys(`dr/drills/interrupted/${report.drillId}/report.json`)).toHaveLength(1);
   }, 120_000);
 
+  it("leaves nothing behind after SIGKILL: the next drill removes the killed drill's scratch environment first", async () => {
+    const marker = join(work, "killed-step-started");
+    const file = writePlan(
+      "killed",
+      `name: killed
+targets: { rto: 1m }
+scratch:
+  files: { type: directory }
+steps:
+  - name: restore tree
+    restore: { job: tree, into: files }
+  - name: a long step
+    run: { command: [sh, -c, "touch ${marker}; exec sleep 60"] }
+`,
+    );
+    const child = spawn(process.execPath, [CLI, "-c", config, "drill", file, "--out", join(work, "reports", "killed")], { cwd: work, env: { ...process.env, ...env }, stdio: "ignore" });
+    const exited = new Promise((resolve) => child.on("close", resolve));
+    for (let i = 0; i < 600 && !existsSync(marker); i++) await new Promise((r) => setTimeout(r, 50));
+    child.kill("SIGKILL");
+    await exited;
+    const left = await listScratch({ root: join(work, "scratch") });
+    expect(left).toEqual([expect.objectContaining({ name: "files", alive: false })]);
+    expect(existsSync(join(work, "scratch", left[0]!.id))).toBe(true);
+
+    const next = await drill("after-kill", "name: after-kill\ntargets: { rto: 1m }\nscratch:\n  files: { type: directory }\nsteps:\n  - name: restore tree\n    restore: { job: tree, into: files }\n");
+    expect(next.report.verdict).toBe("passed");
+    expect(await leftoverScratch()).toEqual([]);
+    expect(existsSync(join(work, "scratch", left[0]!.id))).toBe(false);
+  }, 60_000);
+
   it("fails with a report when a scratch environment cannot be created", async () => {
     const { run: result, report } = await drill(
       "no-scratch",
@@ -425,6 +455,40 @@ steps:
     const overridden = await drill("pinned", plan, ["--at", new Date().toISOString()]);
     expect(overridden.report.backups[0]!.id).toBe(latest.id);
   }, 60_000);
+});
+
+describe("the example plan plans/postgres-drill.yaml", () => {
+  it("runs as shipped, with examples/postgres.yaml, against a real database: restore, queries, rpo-probe, the smoke test", async () => {
+    await source.sql("CREATE DATABASE orders");
+    const ordersUrl = withDatabase(source.url, "orders");
+    await psql(ordersUrl, shopSchema(300));
+    const dir = tempDir("lifeboat-example-drill-");
+    chmodSync(dir, 0o711);
+    cpSync("examples", join(dir, "examples"), { recursive: true });
+    cpSync("plans", join(dir, "plans"), { recursive: true });
+    mkdirSync(join(dir, ".lifeboat"));
+    writeFileSync(join(dir, ".lifeboat", "demo-identity.txt"), `${key.identity}\n`, { mode: 0o600 });
+    const exampleEnv = { ORDERS_DB_URL: ordersUrl, LIFEBOAT_SCRATCH_DIR: join(dir, "scratch"), LIFEBOAT_LOG_LEVEL: "warn" };
+    const cli = (args: string[]) => lifeboat(["-c", "examples/postgres.yaml", ...args], { env: exampleEnv, cwd: dir });
+    expect((await cli(["validate"])).code).toBe(0);
+    expect((await cli(["backup", "orders-db"])).code).toBe(0);
+    const result = await cli(["--json", "drill", "postgres-drill"]);
+    const { report } = JSON.parse(result.stdout) as { report: DrillReport };
+    expect(report.verdict, report.summary).toBe("passed");
+    expect(result.code).toBe(0);
+    expect(status(report)).toEqual({
+      "restore orders database": "passed",
+      "orders are there": "passed",
+      "every order has its items": "passed",
+      "newest order (measured RPO)": "passed",
+      "application smoke test": "passed",
+      "tell the stakeholders": "skipped",
+    });
+    expect(report.steps[4]!.output).toContain("ok new orders can be written");
+    expect(report.rpo.fromProbeMs).not.toBeNull();
+    // Local reports live next to the config, like every relative path in it.
+    expect(existsSync(join(dir, "examples", ".lifeboat", "drills", "postgres-drill", report.drillId, "report.html"))).toBe(true);
+  }, 120_000);
 });
 
 describe("lifeboat report", () => {

@@ -47,6 +47,20 @@ export async function clearDrillState(root: string, drillId: string): Promise<vo
   await fs.rm(join(root, drillId), { recursive: true, force: true });
 }
 
+/** Removes the folders of drills that were killed while a manual step waited. */
+export async function sweepDrillState(root: string): Promise<void> {
+  for (const name of await fs.readdir(root).catch(() => [] as string[])) {
+    try {
+      const record = JSON.parse(await fs.readFile(join(root, name, "waiting.json"), "utf8")) as WaitingRecord;
+      if (isRunning(record.pid)) continue;
+    } catch {
+      // no record: a drill that never waited, or one that is writing it right now
+      continue;
+    }
+    await fs.rm(join(root, name), { recursive: true, force: true });
+  }
+}
+
 /**
  * Acknowledges a waiting manual step of a running drill (`lifeboat drill
  * --ack STEP [--drill ID]`). Fails when no drill waits for that step, or

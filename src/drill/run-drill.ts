@@ -19,7 +19,7 @@ import { defaultScratchRoot, provisionScratch, sweepScratch } from "../scratch/e
 import type { Layout } from "../storage/layout.js";
 import type { ObjectStore } from "../storage/store.js";
 import { LIFEBOAT_VERSION } from "../version.js";
-import { clearDrillState, drillStateRoot } from "./acks.js";
+import { clearDrillState, drillStateRoot, sweepDrillState } from "./acks.js";
 import { emitter, type DrillListener } from "./events.js";
 import { manualStep } from "./steps/manual.js";
 import { restoreStep } from "./steps/restore.js";
@@ -75,6 +75,7 @@ export async function runDrill(request: DrillRequest): Promise<DrillReport> {
   const declared = [...plan.scratch, ...Object.entries(config.scratch).map(([name, spec]) => ({ name, spec }))];
   // Housekeeping before t0: the leftovers of drills that were killed.
   await sweepScratch({ root, specs: declared, log });
+  await sweepDrillState(drillStateRoot(root));
 
   const timeline = startTimeline(request.clock ?? systemClock);
   const drillId = newBackupId(timeline.t0);
