@@ -296,7 +296,7 @@ describe("config loading", () => {
     const schema = configJsonSchema() as { $schema?: unknown; type?: unknown; properties?: Record<string, unknown> };
     expect(typeof schema.$schema).toBe("string");
     expect(schema.type).toBe("object");
-    expect(Object.keys(schema.properties ?? {}).sort()).toEqual(["encryption", "jobs", "scratch", "storage"]);
+    expect(Object.keys(schema.properties ?? {}).sort()).toEqual(["drills", "encryption", "jobs", "scratch", "storage"]);
     expect(schema.properties?.jobs).toMatchObject({ type: "object" });
     expect(() => JSON.stringify(schema)).not.toThrow();
   });
