@@ -457,6 +457,31 @@ steps:
   }, 60_000);
 });
 
+describe("a random recovery point (pick: random-within)", () => {
+  it("lets the first restore draw a real backup from the window, and pins later restores to its point", async () => {
+    const { report } = await drill(
+      "random",
+      `name: random
+targets: { rto: 1m, rpo: 30d }
+pick: { random-within: 1h }
+scratch:
+  first: { type: directory }
+  second: { type: directory }
+steps:
+  - name: restore tree
+    restore: { job: tree, into: first }
+  - name: restore tree again
+    restore: { job: tree, into: second }
+`,
+    );
+    expect(report.verdict).toBe("passed");
+    expect(report.recoveryPoint).toEqual({ mode: "random-within", at: report.backups[0]!.consistentAt, withinMs: 3_600_000 });
+    expect(Date.parse(report.backups[0]!.consistentAt)).toBeGreaterThanOrEqual(Date.parse(report.t0) - 3_600_000);
+    // The second restore uses the newest backup at or before that point: the same one.
+    expect(report.backups[1]!.id).toBe(report.backups[0]!.id);
+  }, 60_000);
+});
+
 describe("the example plan plans/postgres-drill.yaml", () => {
   it("runs as shipped, with examples/postgres.yaml, against a real database: restore, queries, rpo-probe, the smoke test", async () => {
     await source.sql("CREATE DATABASE orders");

@@ -80,7 +80,7 @@ export async function runDrill(request: DrillRequest): Promise<DrillReport> {
   const timeline = startTimeline(request.clock ?? systemClock);
   const drillId = newBackupId(timeline.t0);
   const emit = emitter(request.events, (error) => log.warn({ err: (error as Error).message }, "drill reporter failed"));
-  const recoveryPoint = fixRecoveryPoint(request.at ? { by: "at", at: request.at } : plan.recoveryPoint, timeline.t0, random);
+  const recoveryPoint: BackupChoice = request.at ? { by: "at", at: request.at } : plan.recoveryPoint;
   const state: DrillState = {
     drillId,
     timeline,
@@ -91,7 +91,7 @@ export async function runDrill(request: DrillRequest): Promise<DrillReport> {
     teardown: new TeardownStack(),
     ackDir: drillStateRoot(root),
     manual: request.manual ?? { interactive: false },
-    recoveryPoint: recoveryPoint.choice,
+    recoveryPoint,
     random,
     tools: {},
     onManualWaiting: (step, instructions) => emit("manual:waiting", { step, instructions, drillId, interactive: request.manual?.interactive ?? false }),
@@ -173,7 +173,7 @@ export async function runDrill(request: DrillRequest): Promise<DrillReport> {
     t0: timeline.t0.toISOString(),
     finishedAt: timeline.wallAt(durationMs).toISOString(),
     durationMs,
-    recoveryPoint: recoveryPoint.report,
+    recoveryPoint: describeRecoveryPoint(recoveryPoint, state.recoveryPoint),
     rto: { targetMs: rtoCheck.targetMs ?? null, actualMs: rto.actualMs ?? null, met: rtoCheck.met ?? null, reachedAt: rto.reachedAt ?? null },
     rpo: {
       targetMs: rpoCheck.targetMs ?? null,
@@ -316,22 +316,17 @@ function emptyStepReport(step: Step, index: number): StepReport {
   };
 }
 
-/**
- * A plan-level random recovery point is drawn once, at t0, so that every
- * restore step of the drill uses the same point in time.
- */
-function fixRecoveryPoint(choice: BackupChoice, t0: Date, random: () => number): { choice: BackupChoice; report: DrillReport["recoveryPoint"] } {
-  switch (choice.by) {
+/** The recovery point as the report states it: a random one is the point the first restore drew. */
+function describeRecoveryPoint(planned: BackupChoice, used: BackupChoice): DrillReport["recoveryPoint"] {
+  switch (planned.by) {
     case "latest":
-      return { choice, report: { mode: "latest", at: null, withinMs: null } };
+      return { mode: "latest", at: null, withinMs: null };
     case "id":
-      return { choice, report: { mode: "id", at: null, withinMs: null } };
+      return { mode: "id", at: null, withinMs: null };
     case "at":
-      return { choice, report: { mode: "at", at: choice.at.toISOString(), withinMs: null } };
-    case "random-within": {
-      const at = new Date(t0.getTime() - Math.floor(random() * choice.withinMs));
-      return { choice: { by: "at", at }, report: { mode: "random-within", at: at.toISOString(), withinMs: choice.withinMs } };
-    }
+      return { mode: "at", at: planned.at.toISOString(), withinMs: null };
+    case "random-within":
+      return { mode: "random-within", at: used.by === "at" ? used.at.toISOString() : null, withinMs: planned.withinMs };
   }
 }
 

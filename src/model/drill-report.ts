@@ -45,6 +45,7 @@ export const StepReportSchema = z.object({
   status: StepStatusSchema,
   startMs: ms.nullable(),
   endMs: ms.nullable(),
+  /** From the first attempt's start to the last one's end, pauses between retries included. */
   durationMs: ms.nullable(),
   attempts: z.array(z.object({ startMs: ms, endMs: ms, ok: z.boolean(), error: ProblemSchema.optional() })),
   error: ProblemSchema.nullable(),
@@ -98,7 +99,7 @@ export const DrillReportSchema = z.object({
   }),
   rpo: z.object({
     targetMs: ms.nullable(),
-    /** The worse of the two readings. */
+    /** The worse of the two readings. RPO readings are plain numbers: data dated after t0 (clock skew) reads negative. */
     actualMs: z.number().nullable(),
     met: z.boolean().nullable(),
     /** t0 − the oldest consistentAt among the backups restored. */
@@ -107,7 +108,11 @@ export const DrillReportSchema = z.object({
     fromProbeMs: z.number().nullable(),
     countedFrom: z.enum(["metadata", "probe"]).nullable(),
   }),
-  /** Totals per phase. fetch, decode and restore overlap in a stream, so they do not add up. */
+  /**
+   * Totals per phase: provision (scratch environments), fetch, decode (decrypt
+   * + decompress) and restore (of restore steps), verify (verify and rpo-probe
+   * steps). fetch, decode and restore overlap in a stream, so they do not add up.
+   */
   phases: z.object({ provisionMs: ms, fetchMs: ms, decodeMs: ms, restoreMs: ms, verifyMs: ms }),
   provisioning: z.array(
     z.object({

@@ -50,6 +50,7 @@ export const restoreStep: StepRunner<RestoreAction> = {
           log: context.log,
         });
         recordVersions(drill.tools, manifest);
+        if (action.choice === undefined && drill.recoveryPoint.by === "random-within") drill.recoveryPoint = { by: "at", at: new Date(manifest.consistentAt) };
         const fellBack = fallbackFrom.length ? `, after ${fallbackFrom.length} newer backup${fallbackFrom.length > 1 ? "s" : ""} failed the integrity check` : "";
         return {
           note: `restored backup ${manifest.id} (consistent at ${manifest.consistentAt}) into ${result.target}${fellBack}`,

@@ -62,7 +62,12 @@ export interface DrillState {
   /** Where manual steps look for `lifeboat drill --ack` confirmations. */
   ackDir: string;
   manual: ManualConfirmation;
-  /** The recovery point restore steps use unless they choose their own (a random one is fixed at t0). */
+  /**
+   * The recovery point restore steps use unless they choose their own. A
+   * random one (`pick: random-within`) is drawn by the first restore, among
+   * that job's real backups; it then becomes `at` that backup's consistentAt,
+   * so every later restore is consistent with it.
+   */
   recoveryPoint: BackupChoice;
   random: () => number;
   /** Tool and server versions seen so far, for the report. */
