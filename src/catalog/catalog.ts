@@ -3,6 +3,7 @@ import { LifeboatError } from "../model/errors.js";
 import { checkManifest, type Manifest } from "../model/manifest.js";
 import type { Layout } from "../storage/layout.js";
 import { VERIFICATION_NAME } from "../storage/layout.js";
+import { readJsonObject } from "./small-object.js";
 import type { ObjectStore } from "../storage/store.js";
 
 /**
@@ -43,7 +44,7 @@ export async function listBackups(store: ObjectStore, layout: Layout, job?: stri
   const entries = await mapLimit(manifests, 8, async ({ job, id, key }): Promise<CatalogEntry> => {
     const entry: CatalogEntry = { job, id, manifestKey: key, manifest: undefined, problems: [], verification: undefined };
     try {
-      const raw = await readJson(store, key);
+      const raw = await readJsonObject(store, key, MAX_MANIFEST_BYTES);
       const check = checkManifest(raw, { job, id });
       if (check.ok) entry.manifest = check.manifest;
       else entry.problems = check.problems;
@@ -53,7 +54,7 @@ export async function listBackups(store: ObjectStore, layout: Layout, job?: stri
     }
     const verificationKey = layout.verificationKey(job, id);
     if (verifications.has(verificationKey)) {
-      entry.verification = (await readJson(store, verificationKey).catch(() => undefined)) as VerificationRecord | undefined;
+      entry.verification = (await readJsonObject(store, verificationKey, MAX_MANIFEST_BYTES).catch(() => undefined)) as VerificationRecord | undefined;
     }
     return entry;
   });
@@ -107,25 +108,6 @@ export async function resolveBackup(store: ObjectStore, layout: Layout, job: str
 export async function writeVerification(store: ObjectStore, layout: Layout, manifest: Manifest, record: VerificationRecord): Promise<void> {
   const body = Buffer.from(`${JSON.stringify(record, null, 2)}\n`);
   await store.put(layout.verificationKey(manifest.job, manifest.id), Readable.from([body]), { contentType: "application/json" });
-}
-
-async function readJson(store: ObjectStore, key: string): Promise<unknown> {
-  const stream = await store.get(key);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of stream as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_MANIFEST_BYTES) {
-      stream.destroy();
-      throw new LifeboatError("CATALOG_JSON_INVALID", `"${key}" is larger than 1 MiB`, { kind: "verification" });
-    }
-    chunks.push(chunk);
-  }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString("utf8")) as unknown;
-  } catch {
-    throw new LifeboatError("CATALOG_JSON_INVALID", `"${key}" is not valid JSON`, { kind: "verification" });
-  }
 }
 
 async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {

@@ -1,7 +1,8 @@
 import { Readable } from "node:stream";
 import { DrillReportSchema, type DrillReport } from "../model/drill-report.js";
 import { LifeboatError } from "../model/errors.js";
-import { DRILL_REPORT_NAME, REPORT_FILES, type Layout } from "../storage/layout.js";
+import { readJsonObject } from "./small-object.js";
+import { REPORT_FILES, type Layout } from "../storage/layout.js";
 import type { ObjectStore } from "../storage/store.js";
 
 /**
@@ -48,7 +49,7 @@ export async function listDrillReports(store: ObjectStore, layout: Layout, plan?
   const problems: StoredReports["problems"] = [];
   for (const { key } of found) {
     try {
-      const parsed = DrillReportSchema.safeParse(JSON.parse(await readText(store, key)));
+      const parsed = DrillReportSchema.safeParse(await readJsonObject(store, key, MAX_REPORT_BYTES));
       if (parsed.success) reports.push(parsed.data);
       else problems.push({ key, message: `does not match the report schema: ${parsed.error.issues[0]?.message ?? "invalid"}` });
     } catch (error) {
@@ -59,15 +60,3 @@ export async function listDrillReports(store: ObjectStore, layout: Layout, plan?
   return { reports, problems };
 }
 
-async function readText(store: ObjectStore, key: string): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of (await store.get(key)) as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_REPORT_BYTES) throw new LifeboatError("REPORT_TOO_LARGE", `${key} is larger than 16 MiB`, { kind: "verification" });
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks).toString("utf8");
-}
-
-export { DRILL_REPORT_NAME };

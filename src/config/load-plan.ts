@@ -22,7 +22,7 @@ import { buildScratch, type LifeboatConfig, type Report } from "./load.js";
 import { ACTION_KEYS, PlanSchema, StepSchema, STEP_OPTION_KEYS, type RawPlan, type RawStep } from "./plan-schema.js";
 import { resolveReferences } from "./references.js";
 import { ScratchSchema } from "./schema.js";
-import { describeIssues } from "./zod-issues.js";
+import { describeIssues, ownerOf } from "./zod-issues.js";
 import { MAX_CONFIG_BYTES, parseYaml, type Path } from "./yaml-document.js";
 
 /**
@@ -130,7 +130,7 @@ function buildPlan(file: string, text: string, raw: RawPlan, config: LifeboatCon
 
   const named = (p: Path, kind: string, wanted: string, known: string[]) => {
     if (known.includes(wanted)) return true;
-    problem(p, `unknown ${kind} "${wanted}" ${where(p)}; ${known.length ? `expected one of: ${known.join(", ")}` : `the ${kind === "job" ? "config has no jobs" : "plan declares no scratch environments"}`}`, "schema");
+    problem(p, `unknown ${kind} "${wanted}" ${ownerOf(p)}; ${known.length ? `expected one of: ${known.join(", ")}` : `the ${kind === "job" ? "config has no jobs" : "plan declares no scratch environments"}`}`, "schema");
     return false;
   };
   const checkTemplate = (p: Path, value: string): Template => {
@@ -142,10 +142,10 @@ function buildPlan(file: string, text: string, raw: RawPlan, config: LifeboatCon
         continue;
       }
       const keys = env.spec.type === "command" ? undefined : SCRATCH_CONNECTION_KEYS[env.spec.type];
-      if (keys && !keys.includes(ref.key)) problem(p, `scratch "${ref.scratch}" (${env.spec.type}) has no "${ref.key}" ${where(p)}; it has: ${keys.join(", ")}`, "schema");
+      if (keys && !keys.includes(ref.key)) problem(p, `scratch "${ref.scratch}" (${env.spec.type}) has no "${ref.key}" ${ownerOf(p)}; it has: ${keys.join(", ")}`, "schema");
     }
     if (/\$\{scratch\./.test(value.replace(/\$\{scratch\.[a-z0-9][a-z0-9_-]*\.[A-Za-z0-9_]+\}/g, ""))) {
-      problem(p, `malformed reference ${where(p)}; write \${scratch.NAME.KEY}, e.g. \${scratch.db.url}`, "schema");
+      problem(p, `malformed reference ${ownerOf(p)}; write \${scratch.NAME.KEY}, e.g. \${scratch.db.url}`, "schema");
     }
     return template;
   };
@@ -156,24 +156,24 @@ function buildPlan(file: string, text: string, raw: RawPlan, config: LifeboatCon
   });
   const scratchFor = (p: Path, on: string | undefined, form: string, kinds: readonly string[]): string => {
     if (on === undefined) {
-      problem(p, `${form} check ${where(p)} needs "on": the scratch environment to look at`, "schema", { atKey: true });
+      problem(p, `${form} check ${ownerOf(p)} needs "on": the scratch environment to look at`, "schema", { atKey: true });
       return "";
     }
     if (!named([...p, "on"], "scratch environment", on, [...scratchByName.keys()])) return on;
     const type = scratchByName.get(on)!.spec.type;
-    if (!kinds.includes(type)) problem([...p, "on"], `a ${form} check cannot look at scratch "${on}" (${type}) ${where(p)}; it needs ${kinds.filter((k) => k !== "command").join(" or ")}`, "schema");
+    if (!kinds.includes(type)) problem([...p, "on"], `a ${form} check cannot look at scratch "${on}" (${type}) ${ownerOf(p)}; it needs ${kinds.filter((k) => k !== "command").join(" or ")}`, "schema");
     return on;
   };
   const oneForm = (p: Path, fields: Record<string, unknown>, forms: Record<string, readonly string[]>): string | undefined => {
     const present = Object.keys(forms).filter((f) => fields[f] !== undefined);
     if (present.length !== 1) {
-      problem(p, `${where(p).replace(/^in /, "")} needs exactly one of: ${Object.keys(forms).join(", ")}${present.length ? `; it has ${present.join(" and ")}` : ""}`, "schema", { atKey: true });
+      problem(p, `${ownerOf(p).replace(/^in /, "")} needs exactly one of: ${Object.keys(forms).join(", ")}${present.length ? `; it has ${present.join(" and ")}` : ""}`, "schema", { atKey: true });
       return undefined;
     }
     const form = present[0]!;
     const allowed = new Set([form, ...forms[form]!, ...STEP_OPTION_KEYS]);
     for (const key of Object.keys(fields)) {
-      if (fields[key] !== undefined && !allowed.has(key)) problem([...p, key], `${key} does not apply to a ${form} check ${where(p)}`, "schema", { atKey: true });
+      if (fields[key] !== undefined && !allowed.has(key)) problem([...p, key], `${key} does not apply to a ${form} check ${ownerOf(p)}`, "schema", { atKey: true });
     }
     return form;
   };
@@ -209,12 +209,12 @@ function buildPlan(file: string, text: string, raw: RawPlan, config: LifeboatCon
           const source = config.jobs[r.job]!.source.type;
           const type = scratchByName.get(r.into)!.spec.type;
           if (!SCRATCH_FITS[source].includes(type)) {
-            problem([...ap, "into"], `a ${source} backup cannot be restored into scratch "${r.into}" (${type}) ${where(ap)}; use a ${SCRATCH_FITS[source][0]} scratch environment`, "schema");
+            problem([...ap, "into"], `a ${source} backup cannot be restored into scratch "${r.into}" (${type}) ${ownerOf(ap)}; use a ${SCRATCH_FITS[source][0]} scratch environment`, "schema");
           }
         }
         const chosen = (["id", "at", "pick"] as const).filter((k) => r[k] !== undefined);
-        if (chosen.length > 1) problem([...ap, chosen[1]!], `${chosen.join(" and ")} cannot be combined ${where(ap)}; choose the backup one way`, "schema", { atKey: true });
-        if (r.id !== undefined && !isBackupId(r.id)) problem([...ap, "id"], `id ${where(ap)} is not a backup id like 20261121T190512Z-3f9a`, "schema");
+        if (chosen.length > 1) problem([...ap, chosen[1]!], `${chosen.join(" and ")} cannot be combined ${ownerOf(ap)}; choose the backup one way`, "schema", { atKey: true });
+        if (r.id !== undefined && !isBackupId(r.id)) problem([...ap, "id"], `id ${ownerOf(ap)} is not a backup id like 20261121T190512Z-3f9a`, "schema");
         action = { kind: "restore", job: r.job, into: r.into, choice: choice(r), fallback: r.id !== undefined ? 0 : (r.fallback ?? DEFAULT_FALLBACK) };
         break;
       }
@@ -229,8 +229,8 @@ function buildPlan(file: string, text: string, raw: RawPlan, config: LifeboatCon
         if (form === undefined) return;
         let check: Check;
         if (form === "sql") {
-          if (v.rows !== undefined && v.equals !== undefined) problem([...ap, "equals"], `rows and equals cannot be combined ${where(ap)}`, "schema", { atKey: true });
-          if (v.rows?.min !== undefined && v.rows.max !== undefined && v.rows.min > v.rows.max) problem([...ap, "rows"], `rows ${where(ap)} has min greater than max`, "schema");
+          if (v.rows !== undefined && v.equals !== undefined) problem([...ap, "equals"], `rows and equals cannot be combined ${ownerOf(ap)}`, "schema", { atKey: true });
+          if (v.rows?.min !== undefined && v.rows.max !== undefined && v.rows.min > v.rows.max) problem([...ap, "rows"], `rows ${ownerOf(ap)} has min greater than max`, "schema");
           const expect: Extract<Check, { type: "sql" }>["expect"] =
             v.rows !== undefined ? { type: "rows", min: v.rows.min, max: v.rows.max } : v.equals !== undefined ? { type: "equals", value: String(v.equals) } : { type: "true" };
           check = { type: "sql", on: scratchFor(ap, v.on, "sql", ["postgres", "mariadb", "command"]), sql: v.sql!, expect };
@@ -247,11 +247,11 @@ function buildPlan(file: string, text: string, raw: RawPlan, config: LifeboatCon
           };
         } else {
           const f = v.files!;
-          if (!f.exist?.length && !Object.keys(f.sha256 ?? {}).length) problem([...ap, "files"], `files check ${where(ap)} needs exist or sha256`, "schema");
+          if (!f.exist?.length && !Object.keys(f.sha256 ?? {}).length) problem([...ap, "files"], `files check ${ownerOf(ap)} needs exist or sha256`, "schema");
           for (const [key, list] of [["exist", f.exist ?? []], ["sha256", Object.keys(f.sha256 ?? {})]] as const) {
             list.forEach((path, j) => {
               if (path.startsWith("/") || path.split(/[\\/]/).includes("..")) {
-                problem([...ap, "files", key, key === "exist" ? j : path], `${path} ${where(ap)} must be a path inside the scratch folder (no leading /, no ..)`, "schema");
+                problem([...ap, "files", key, key === "exist" ? j : path], `${path} ${ownerOf(ap)} must be a path inside the scratch folder (no leading /, no ..)`, "schema");
               }
             });
           }
@@ -296,7 +296,7 @@ function buildPlan(file: string, text: string, raw: RawPlan, config: LifeboatCon
       onError: options.onError ?? (critical ? "fail" : "continue"),
       critical,
     });
-    if (kind === "manual" && options.retries !== undefined) problem([...p, "retries"], `retries ${where(p)} has no meaning for a manual step`, "schema", { atKey: true, severity: "warning" });
+    if (kind === "manual" && options.retries !== undefined) problem([...p, "retries"], `retries ${ownerOf(p)} has no meaning for a manual step`, "schema", { atKey: true, severity: "warning" });
   });
 
   if (raw.at !== undefined && raw.pick !== undefined) problem(["pick"], "at and pick cannot be combined; choose the recovery point one way", "schema", { atKey: true });
@@ -356,16 +356,6 @@ function mentions(step: Step, scratch: string): boolean {
   }
   if (a.kind === "run") addCommand(a.command);
   return templates.some((t) => templateReferences(t).some((r) => r.scratch === scratch));
-}
-
-/** `in steps[2] verify` for ["steps", 2, "verify", …]. */
-function where(p: Path): string {
-  const parts: string[] = [];
-  for (const segment of p) {
-    if (typeof segment === "number") parts[parts.length - 1] = `${parts[parts.length - 1] ?? ""}[${segment}]`;
-    else parts.push(segment);
-  }
-  return `in ${parts.slice(0, 3).join(" ")}`;
 }
 
 /**

@@ -1,7 +1,5 @@
 import { z } from "zod";
-import { parseDurationMs } from "../model/duration.js";
-import { NAME_PATTERN, NAME_RULE } from "../model/names.js";
-import { ScratchSchema } from "./schema.js";
+import { argv, duration, name, nonEmpty, ScratchSchema } from "./schema.js";
 
 /**
  * The shape of a restore plan (`plans/*.yaml`), after `${env:…}`/`${file:…}`
@@ -12,16 +10,6 @@ import { ScratchSchema } from "./schema.js";
  * `verify`, `rpo-probe`, `run`, `manual`) and its options; the options may
  * also be written inside the action (`run: { command: […], timeout: 2m }`).
  */
-
-const name = z.string().regex(NAME_PATTERN, `must be ${NAME_RULE}`);
-const nonEmpty = z.string().min(1, "must not be empty");
-
-const duration = z
-  .string()
-  .refine((s) => parseDurationMs(s) !== undefined && parseDurationMs(s)! > 0, {
-    message: "must be a positive duration like 90s, 15m, 1h, 1h30m, 7d",
-  })
-  .describe("a duration: 90s, 15m, 1h, 1h30m, 7d, 2w");
 
 const time = z
   .string()
@@ -34,7 +22,6 @@ const pick = z
   .strictObject({ "random-within": duration.describe("a random recovery point no older than this, like AWS Backup restore testing") })
   .describe("choose the recovery point at random");
 
-const argv = z.array(z.string()).min(1, "needs at least the program to run").describe("argv: the program and its arguments, never a shell line");
 const env = z.record(z.string(), z.string()).describe("extra environment; values may use ${scratch.NAME.KEY}, ${env:NAME}, ${file:PATH}");
 
 export const STEP_OPTION_KEYS = ["timeout", "retries", "retryDelay", "onError", "critical"] as const;

@@ -8,9 +8,9 @@ import { NAME_PATTERN, NAME_RULE } from "../model/names.js";
  * up in the JSON Schema that `lifeboat schema` prints for editors.
  */
 
-const name = z.string().regex(NAME_PATTERN, `must be ${NAME_RULE}`);
+export const name = z.string().regex(NAME_PATTERN, `must be ${NAME_RULE}`);
 
-const duration = z
+export const duration = z
   .string()
   .refine((s) => parseDurationMs(s) !== undefined && parseDurationMs(s)! > 0, {
     message: "must be a positive duration like 90s, 15m, 1h, 1h30m, 7d",
@@ -22,7 +22,7 @@ const cron = z
   .refine((s) => /^\S+(\s+\S+){4,5}$/.test(s.trim()), { message: "must be a cron expression with 5 or 6 fields" })
   .describe('a cron expression, e.g. "0 * * * *"');
 
-const nonEmpty = z.string().min(1, "must not be empty");
+export const nonEmpty = z.string().min(1, "must not be empty");
 
 export const S3StorageSchema = z
   .strictObject({
@@ -67,7 +67,7 @@ export const FilesSourceSchema = z.strictObject({
   exclude: z.array(nonEmpty).default([]).describe("tar --exclude patterns, e.g. *.tmp"),
 });
 
-const argv = z.array(z.string()).min(1, "needs at least the program to run");
+export const argv = z.array(z.string()).min(1, "needs at least the program to run");
 
 export const CommandSourceSchema = z.strictObject({
   type: z.literal("command"),

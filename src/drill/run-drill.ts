@@ -5,7 +5,7 @@ import type { LifeboatConfig } from "../config/load.js";
 import type { Logger } from "../log/logger.js";
 import { silentLogger } from "../log/logger.js";
 import { redactText, redactValue } from "../log/redact.js";
-import { startTimeline, systemClock, type Clock, type Timeline } from "../measure/clock.js";
+import { startTimeline, systemClock, type Clock } from "../measure/clock.js";
 import { assertTimeline } from "../measure/assert-timeline.js";
 import { coveredMs, type Interval } from "../measure/intervals.js";
 import { decideVerdict, evaluateTarget, measureRpo, measureRto } from "../measure/targets.js";
@@ -342,4 +342,3 @@ function excerpt(output: string | null): string | null {
   return output.length > OUTPUT_EXCERPT_CHARS ? `…${output.slice(-OUTPUT_EXCERPT_CHARS)}` : output;
 }
 
-export type { Timeline };

@@ -1,4 +1,5 @@
 import { formatDuration } from "../model/duration.js";
+import { renderTable } from "./text-table.js";
 import type { DrillReport, Verdict } from "../model/drill-report.js";
 import { formatMs, formatUtcMinute } from "./format.js";
 import { markup } from "./markup.js";
@@ -57,7 +58,7 @@ function cells(row: HistoryRow): string[] {
 export function renderHistoryTable(reports: DrillReport[]): string {
   if (reports.length === 0) return "no drills yet";
   const rows = historyRows(reports);
-  return `${alignColumns([HEADERS, ...rows.map(cells)])}\n\n${historyTrend(rows)}`;
+  return `${renderTable(HEADERS, rows.map(cells))}\n\n${historyTrend(rows)}`;
 }
 
 /** The history page: a trend chart of RTO and RPO against their targets, and the table. */
@@ -110,10 +111,4 @@ function median(values: (number | null)[]): number | undefined {
   if (sorted.length === 0) return undefined;
   const mid = Math.floor(sorted.length / 2);
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
-/** Columns padded to their widest cell, two spaces apart. */
-function alignColumns(lines: string[][]): string {
-  const widths = lines[0]!.map((_, i) => Math.max(...lines.map((cells) => (cells[i] ?? "").length)));
-  return lines.map((cells) => cells.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n");
 }

@@ -37,15 +37,19 @@ export interface RestoreRequest {
  * key can decrypt it, and it holds what the job's source restores.
  */
 export async function resolveRestorable(request: Pick<RestoreRequest, "job" | "store" | "layout" | "identities" | "selector">): Promise<Manifest> {
-  const { job } = request;
-  const manifest = await resolveBackup(request.store, request.layout, job.name, request.selector);
-  assertCanDecrypt(manifest, request.identities);
+  const manifest = await resolveBackup(request.store, request.layout, request.job.name, request.selector);
+  assertRestorable(request.job, manifest, request.identities);
+  return manifest;
+}
+
+/** Fails before a byte is written when the configured key cannot decrypt the backup or it holds another source kind. */
+export function assertRestorable(job: BackupJob, manifest: Manifest, identities: readonly AgeIdentity[]): void {
+  assertCanDecrypt(manifest, identities);
   if (manifest.source.kind !== job.source.type) {
     throw new LifeboatError("RESTORE_KIND_MISMATCH", `backup ${manifest.id} holds a "${manifest.source.kind}" source but job "${job.name}" is now "${job.source.type}"`, {
       kind: "usage",
     });
   }
-  return manifest;
 }
 
 export interface RestoreResult {

@@ -3,7 +3,7 @@ import { formatBytes } from "../../model/size.js";
 import { formatDuration } from "../../model/duration.js";
 import { EXIT } from "../output.js";
 import type { Command } from "../command.js";
-import { renderTable } from "../table.js";
+import { renderTable } from "../../report/text-table.js";
 
 export const listCommand: Command = {
   name: "list",

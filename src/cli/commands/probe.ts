@@ -1,6 +1,6 @@
 import { EXIT } from "../output.js";
 import type { Command } from "../command.js";
-import { renderTable } from "../table.js";
+import { renderTable } from "../../report/text-table.js";
 
 export const probeCommand: Command = {
   name: "probe",

@@ -10,7 +10,7 @@ import { renderVerdictBlock } from "../../report/verdict.js";
 import type { Command } from "../command.js";
 import type { CommandContext } from "../context.js";
 import { EXIT } from "../output.js";
-import { renderTable } from "../table.js";
+import { renderTable } from "../../report/text-table.js";
 
 export const reportCommand: Command = {
   name: "report",

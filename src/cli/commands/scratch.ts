@@ -6,7 +6,7 @@ import type { NamedScratch } from "../../model/scratch.js";
 import { EXIT } from "../output.js";
 import type { CommandContext } from "../context.js";
 import type { Command } from "../command.js";
-import { renderTable } from "../table.js";
+import { renderTable } from "../../report/text-table.js";
 
 /** `lifeboat scratch list | remove ID… | sweep`: the scratch environments on this machine. */
 export const scratchCommand: Command = {

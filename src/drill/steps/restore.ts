@@ -1,8 +1,7 @@
 import { LifeboatError } from "../../model/errors.js";
 import type { Manifest } from "../../model/manifest.js";
 import type { RestoreAction } from "../../model/plan.js";
-import { assertCanDecrypt } from "../../catalog/read-backup.js";
-import { runRestore } from "../../restore/run-restore.js";
+import { assertRestorable, runRestore } from "../../restore/run-restore.js";
 import { scratchLocation } from "../../restore/restore-into-scratch.js";
 import { backupCandidates, isIntegrityFailure } from "../choose-backup.js";
 import type { StepOutcome, StepRunner } from "./step.js";
@@ -34,10 +33,7 @@ export const restoreStep: StepRunner<RestoreAction> = {
           throw new LifeboatError("MANIFEST_INVALID", `the manifest of backup ${entry.id} of job "${job.name}" is invalid: ${entry.problems.join("; ")}`, { kind: "verification" });
         }
         const manifest = entry.manifest;
-        assertCanDecrypt(manifest, drill.identities);
-        if (manifest.source.kind !== job.source.type) {
-          throw new LifeboatError("RESTORE_KIND_MISMATCH", `backup ${manifest.id} holds a "${manifest.source.kind}" source but job "${job.name}" is now "${job.source.type}"`, { kind: "usage" });
-        }
+        assertRestorable(job, manifest, drill.identities);
         const result = await runRestore({
           job,
           store,
