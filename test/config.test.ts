@@ -296,9 +296,34 @@ describe("config loading", () => {
     const schema = configJsonSchema() as { $schema?: unknown; type?: unknown; properties?: Record<string, unknown> };
     expect(typeof schema.$schema).toBe("string");
     expect(schema.type).toBe("object");
-    expect(Object.keys(schema.properties ?? {}).sort()).toEqual(["drills", "encryption", "jobs", "scratch", "storage"]);
+    expect(Object.keys(schema.properties ?? {}).sort()).toEqual(["daemon", "drills", "encryption", "jobs", "notifications", "prune", "scratch", "storage"]);
     expect(schema.properties?.jobs).toMatchObject({ type: "object" });
     expect(() => JSON.stringify(schema)).not.toThrow();
+  });
+
+  it.each([
+    ["keepMonthly: 12", "{ keepMonthly: 12, keepDaily: 7 }", "30d", 'objectLock.retain 30d in storage "offsite" is shorter than job "orders-db" keeps backups (keepMonthly: 12, about 372d): older backups stay but are no longer immutable'],
+    ["keepWithin: 90d", "{ keepWithin: 90d, keepWeekly: 4 }", "60d", 'objectLock.retain 60d in storage "offsite" is shorter than job "orders-db" keeps backups (keepWithin: 90d, about 90d): older backups stay but are no longer immutable'],
+    ["keepHourly: 48", "{ keepHourly: 48 }", "1d", 'objectLock.retain 1d in storage "offsite" is shorter than job "orders-db" keeps backups (keepHourly: 48, about 2d): older backups stay but are no longer immutable'],
+    ["a lock that covers the policy", "{ keepYearly: 1, keepDaily: 30 }", "400d", undefined],
+    ["keepLast alone (unknown span)", "{ keepLast: 1000 }", "1d", undefined],
+  ])("warns when objectLock.retain is shorter than the retention policy: %s", (_label, retention, retain, warning) => {
+    const dir = mkdtempSync(join(tmpdir(), "lifeboat-lock-warning-"));
+    try {
+      const file = join(dir, "lifeboat.yaml");
+      writeFileSync(
+        file,
+        `storage:\n  offsite:\n    type: s3\n    bucket: backups\n    objectLock: { mode: compliance, retain: ${retain} }\njobs:\n  orders-db:\n    source: { type: files, paths: [./data] }\n    retention: ${retention}\n`,
+      );
+      const { config, diagnostics } = checkConfig(file, {});
+      expect(config).toBeDefined();
+      if (warning === undefined) expect(diagnostics).toEqual([]);
+      else {
+        expect(diagnostics).toEqual([expect.objectContaining({ severity: "warning", rule: "schema", line: 5, message: warning })]);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -49,7 +49,7 @@ const PASSWORD = `p@ss "w#rd' \\ ünï 🚀 ;x=y `;
 const layout = new Layout("mariadb/");
 
 function mariadbJob(name: string, connection: DatabaseConnection, overrides: Partial<BackupJob> = {}): BackupJob {
-  return { name, source: { type: "mariadb", connection, bin: undefined }, storage: "test", compression: "zstd", encrypt: true, allowEmpty: false, ...overrides };
+  return { name, source: { type: "mariadb", connection, bin: undefined }, storage: "test", compression: "zstd", encrypt: true, allowEmpty: false, overlap: "skip", catchUp: "one", ...overrides };
 }
 
 /** A SQL string literal (backslash escapes are on in the servers' default sql_mode). */
@@ -377,6 +377,11 @@ describe("mariadb: backup and restore against real servers", () => {
       list: (prefix, o) => store.list(prefix, o),
       delete: (keys) => store.delete(keys),
       probe: (prefix) => store.probe(prefix),
+      putConditional: (k, body, condition) => store.putConditional(k, body, condition),
+      getSmall: (k, max) => store.getSmall(k, max),
+      listPendingUploads: (prefix) => store.listPendingUploads(prefix),
+      abortPendingUpload: (upload) => store.abortPendingUpload(upload),
+      proveImmutability: (prefix) => store.proveImmutability(prefix),
     };
     const location = databaseUrl(target, "never_finished");
     await expect(runRestore({ job, store: slow, layout, identities, selector: {}, target: { location, force: false } })).rejects.toMatchObject({

@@ -37,7 +37,7 @@ function postgresJob(url: string, overrides: Partial<PostgresSource> = {}, job: 
     bin: undefined,
     ...overrides,
   };
-  return { name: "shop", source, storage: "test", compression: "zstd", encrypt: true, allowEmpty: false, ...job };
+  return { name: "shop", source, storage: "test", compression: "zstd", encrypt: true, allowEmpty: false, overlap: "skip", catchUp: "one", ...job };
 }
 
 /** The pid of a running process whose argv matches, from /proc. */

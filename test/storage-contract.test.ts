@@ -1,7 +1,11 @@
 import { createHash, randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
-import { ListMultipartUploadsCommand } from "@aws-sdk/client-s3";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CreateMultipartUploadCommand, ListMultipartUploadsCommand } from "@aws-sdk/client-s3";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
+import { openFilesystemStore } from "../src/storage/filesystem.js";
 import type { ObjectStore } from "../src/storage/store.js";
 import { rawS3Client } from "./setup/s3-servers.js";
 import { storesUnderTest } from "./support/stores.js";
@@ -151,6 +155,126 @@ for (const candidate of storesUnderTest()) {
 
     it.each([["../escape"], ["/absolute"], ["a/../b"], ["a//b"], [""], ["a/./b"]])("refuses the key %j", async (key) => {
       await expect(store.put(key, Readable.from([Buffer.from("x")]))).rejects.toMatchObject({ code: "STORAGE_INVALID_KEY" });
+    });
+
+    const strictly = candidate.strict ? it : it.skip;
+
+    strictly("creates an object only if absent: the second create is refused", async () => {
+      const first = await store.putConditional("cond/create", Buffer.from("one"), { ifNoneMatch: "*" });
+      expect(first.etag).toMatch(/\S/);
+      await expect(store.putConditional("cond/create", Buffer.from("two"), { ifNoneMatch: "*" })).rejects.toMatchObject({
+        code: "STORAGE_PRECONDITION_FAILED",
+        kind: "run",
+      });
+      expect((await readAll(store, "cond/create")).toString()).toBe("one");
+    });
+
+    strictly("replaces an object only while its etag is current", async () => {
+      const created = await store.putConditional("cond/swap", Buffer.from("v1"), { ifNoneMatch: "*" });
+      const swapped = await store.putConditional("cond/swap", Buffer.from("v2"), { ifMatch: created.etag });
+      expect(swapped.etag).not.toBe(created.etag);
+      expect((await store.getSmall("cond/swap", 1024))?.etag).toBe(swapped.etag);
+      await expect(store.putConditional("cond/swap", Buffer.from("v3"), { ifMatch: created.etag })).rejects.toMatchObject({
+        code: "STORAGE_PRECONDITION_FAILED",
+      });
+      expect((await readAll(store, "cond/swap")).toString()).toBe("v2");
+    });
+
+    strictly("refuses to replace a missing object with ifMatch", async () => {
+      const { etag } = await store.putConditional("cond/gone", Buffer.from("x"), { ifNoneMatch: "*" });
+      await store.delete(["cond/gone"]);
+      await expect(store.putConditional("cond/gone", Buffer.from("y"), { ifMatch: etag })).rejects.toMatchObject({ code: "STORAGE_PRECONDITION_FAILED" });
+    });
+
+    strictly("lets exactly one of several concurrent creates win", async () => {
+      const results = await Promise.allSettled(
+        Array.from({ length: 8 }, (_, i) => store.putConditional("cond/race", Buffer.from(`writer ${i}`), { ifNoneMatch: "*" })),
+      );
+      const won = results.filter((r) => r.status === "fulfilled");
+      const lost = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
+      expect(won).toHaveLength(1);
+      for (const r of lost) expect(r.reason).toMatchObject({ code: "STORAGE_PRECONDITION_FAILED" });
+      const stored = await store.getSmall("cond/race", 1024);
+      expect(stored?.etag).toBe((won[0] as PromiseFulfilledResult<{ etag: string }>).value.etag);
+    });
+
+    strictly("lets exactly one of several concurrent swaps from the same etag win", async () => {
+      const { etag } = await store.putConditional("cond/cas", Buffer.from("start"), { ifNoneMatch: "*" });
+      const results = await Promise.allSettled(
+        Array.from({ length: 6 }, (_, i) => store.putConditional("cond/cas", Buffer.from(`swap ${i}`), { ifMatch: etag })),
+      );
+      expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
+      expect((await readAll(store, "cond/cas")).toString()).toMatch(/^swap \d$/);
+    });
+
+    it("returns a small object with its etag, and undefined when it is missing", async () => {
+      const data = randomBytes(3_000);
+      const { etag } = await store.putConditional("small/one", data, { ifNoneMatch: "*" });
+      const back = await store.getSmall("small/one", 3_000);
+      expect(back && sha256(back.bytes)).toBe(sha256(data));
+      expect(back?.etag).toBe(etag);
+      expect(await store.getSmall("small/missing", 1024)).toBeUndefined();
+      await expect(store.getSmall("small/one", 2_999)).rejects.toMatchObject({ code: "STORAGE_TOO_LARGE", kind: "verification" });
+      expect(await keys(store, "small/")).toEqual(["small/one"]);
+    });
+
+    if (candidate.server?.strict) {
+      it("lists an unfinished multipart upload and aborts it", async () => {
+        const client = rawS3Client(candidate.server!);
+        const created = await client.send(new CreateMultipartUploadCommand({ Bucket: bucket!, Key: "pending/half.bin" }));
+        client.destroy();
+        const pending = [];
+        for await (const u of store.listPendingUploads("pending/")) pending.push(u);
+        expect(pending).toEqual([{ key: "pending/half.bin", uploadId: created.UploadId, startedAt: expect.any(Date) }]);
+        expect(Math.abs(pending[0]!.startedAt!.getTime() - Date.now())).toBeLessThan(5 * 60_000);
+        await store.abortPendingUpload(pending[0]!);
+        await store.abortPendingUpload(pending[0]!);
+        const after = [];
+        for await (const u of store.listPendingUploads("pending/")) after.push(u);
+        expect(after).toEqual([]);
+      });
+    }
+
+    if (candidate.name === "filesystem") {
+      it("lists a leftover temp file as an unfinished upload and aborts it", async () => {
+        // The temp file is planted by hand, so this test opens a store on a folder it knows.
+        const root = mkdtempSync(join(tmpdir(), "lifeboat-fs-pending-"));
+        onTestFinished(() => rmSync(root, { recursive: true, force: true }));
+        const store = openFilesystemStore({ path: root });
+        await store.put("pending/kept.bin", Readable.from([Buffer.from("complete")]));
+        writeFileSync(join(root, "pending", ".lifeboat-tmp-0123456789ab-half.bin"), "half");
+        const pending = [];
+        for await (const u of store.listPendingUploads("pending/")) pending.push(u);
+        expect(pending).toEqual([{ key: "pending/half.bin", uploadId: ".lifeboat-tmp-0123456789ab-half.bin", startedAt: expect.any(Date) }]);
+        expect(await keys(store, "pending/")).toEqual(["pending/kept.bin"]);
+        await store.abortPendingUpload(pending[0]!);
+        await store.abortPendingUpload(pending[0]!);
+        const after = [];
+        for await (const u of store.listPendingUploads("")) after.push(u);
+        expect(after).toEqual([]);
+        expect(await keys(store, "pending/")).toEqual(["pending/kept.bin"]);
+      });
+    }
+
+    if (!candidate.strict) {
+      it("accepts a second create-if-absent silently, which is why probe must say conditionalWrites: false", async () => {
+        await store.putConditional("cond/lenient", Buffer.from("one"), { ifNoneMatch: "*" });
+        await store.putConditional("cond/lenient", Buffer.from("two"), { ifNoneMatch: "*" });
+        expect((await store.probe(".lifeboat/probe/")).conditionalWrites).toBe(false);
+      });
+
+      it("yields no unfinished uploads where the store cannot list them", async () => {
+        const pending = [];
+        for await (const u of store.listPendingUploads("")) pending.push(u);
+        expect(pending).toEqual([]);
+      });
+    }
+
+    it("has no Object Lock to prove without one configured", async () => {
+      const proof = await store.proveImmutability(".lifeboat/immutability/");
+      expect(proof.held).toBe(false);
+      expect(proof.reason).toMatch(/object lock|objectLock/i);
+      expect(await keys(store, ".lifeboat/immutability/")).toEqual([]);
     });
 
     it("probes what it enforces", async () => {

@@ -31,6 +31,12 @@ export interface BackupRequest {
   events?: BackupEvents;
   /** Injected for tests. */
   now?: () => Date;
+  /**
+   * A scheduled run: recorded in the manifest, and `fence` is awaited right
+   * before the manifest is written; it rejects when this run lost its lease
+   * (another instance took the job over), and then no manifest is written.
+   */
+  run?: { scheduledAt: Date; trigger: "schedule" | "catch-up" | "external"; instance: string; fence(): Promise<number> } | undefined;
 }
 
 /** What a backup reports while it runs; the CLI renders these (engines never print). */
@@ -106,7 +112,7 @@ export async function runBackup(request: BackupRequest): Promise<BackupResult> {
     const key = layout.objectKey(job.name, id, objectName);
     written.push(key);
 
-    const stored = store.put(key, chain.output, signal ? { signal } : {});
+    const stored = store.put(key, chain.output, { immutable: true, ...(signal ? { signal } : {}) });
     // If the store gives up, stop the chain (and through it the source tool).
     stored.catch(() => chain.output.destroy());
     // Every stage winds down before we go on; the most telling failure is reported.
@@ -168,12 +174,17 @@ export async function runBackup(request: BackupRequest): Promise<BackupResult> {
       warnings: parts.flatMap((p) => p.warnings),
       lifeboat: { version: LIFEBOAT_VERSION },
     };
+    if (request.run) {
+      if (signal?.aborted) throw new LifeboatError("INTERRUPTED", `interrupted (${context})`, { kind: "interrupted" });
+      const fencingToken = await request.run.fence();
+      manifest.run = { scheduledAt: request.run.scheduledAt.toISOString(), trigger: request.run.trigger, fencingToken, instance: request.run.instance };
+    }
     const check = checkManifest(manifest, { job: job.name, id });
     if (!check.ok) throw new LifeboatError("BACKUP_MANIFEST_INVALID", `internal error: the new manifest is invalid: ${check.problems.join("; ")}`);
 
     if (signal?.aborted) throw new LifeboatError("INTERRUPTED", `interrupted (${context})`, { kind: "interrupted" });
     const manifestKey = layout.manifestKey(job.name, id);
-    await store.put(manifestKey, Readable.from([Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`)]), { contentType: "application/json" });
+    await store.put(manifestKey, Readable.from([Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`)]), { contentType: "application/json", immutable: true });
 
     const durationMs = performance.now() - started;
     log.info({ sizeBytes: storedBase, sourceBytes: sourceBase, durationMs: Math.round(durationMs), status: manifest.status }, "backup stored");

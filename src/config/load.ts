@@ -11,7 +11,7 @@ import { registerSecret } from "../log/redact.js";
 import { parseIdentities } from "../pipeline/age/keys.js";
 import { formatDiagnostics, sortDiagnostics, type Diagnostic } from "./diagnostics.js";
 import { resolveReferences } from "./references.js";
-import { ConfigSchema, EncryptionSchema, JobSchema, ScratchSchema, SECRET_FIELDS, StorageSchema, type RawConfig, type ScratchConfig, type StorageConfig } from "./schema.js";
+import { ConfigSchema, DaemonSchema, EncryptionSchema, JobSchema, ScratchSchema, SECRET_FIELDS, StorageSchema, type NotificationConfig, type RawConfig, type ScratchConfig, type StorageConfig } from "./schema.js";
 import { describeIssues } from "./zod-issues.js";
 import { MAX_CONFIG_BYTES, parseYaml, type Path } from "./yaml-document.js";
 
@@ -33,6 +33,29 @@ export interface LifeboatConfig {
   scratch: Record<string, ScratchSpec>;
   /** Named drills: drill name → absolute path of its plan file. */
   drills: Record<string, string>;
+  /** The drills that have a schedule, for the daemon. */
+  scheduledDrills: Record<string, ScheduledDrill>;
+  daemon: DaemonSettings;
+  /** Objects without a manifest and unfinished uploads older than this are removed by prune. */
+  orphanGraceMs: number;
+  notifications: Record<string, NotificationConfig>;
+}
+
+export interface ScheduledDrill {
+  name: string;
+  /** Absolute path of the plan file. */
+  plan: string;
+  schedule: string;
+  timezone: string | undefined;
+}
+
+export interface DaemonSettings {
+  listen: { host: string; port: number };
+  concurrency: number;
+  gracePeriodMs: number;
+  multiInstance: boolean;
+  leaseMs: number;
+  freshnessCheckMs: number;
 }
 
 /**
@@ -173,6 +196,9 @@ function salvage(value: unknown): Salvaged {
       jobs: wellFormed(section("jobs"), JobSchema),
       scratch: wellFormed(section("scratch"), ScratchSchema),
       drills: {},
+      daemon: DaemonSchema.parse({}),
+      prune: { orphanGrace: "24h" },
+      notifications: {},
       ...(encryption?.success ? { encryption: encryption.data } : {}),
     },
     declaredStorage: Object.keys(section("storage")),
@@ -240,16 +266,96 @@ function buildConfig(file: string, data: RawConfig, raw: unknown, baseDir: strin
       allowEmpty: job.allowEmpty,
       retention: job.retention,
       rpoMs: job.rpo === undefined ? undefined : parseDurationMs(job.rpo),
+      timezone: job.timezone,
+      overlap: job.overlap,
+      catchUp: job.catchUp,
     };
   }
+
+  checkLockCoversRetention(storage, jobs, problem);
 
   const scratch: Record<string, ScratchSpec> = {};
   for (const [name, entry] of Object.entries(data.scratch)) scratch[name] = buildScratch(name, entry, baseDir, problem);
 
   const drills: Record<string, string> = {};
-  for (const [name, drill] of Object.entries(data.drills)) drills[name] = resolve(baseDir, drill.plan);
+  const scheduledDrills: Record<string, ScheduledDrill> = {};
+  for (const [name, drill] of Object.entries(data.drills)) {
+    drills[name] = resolve(baseDir, drill.plan);
+    if (drill.schedule === undefined) continue;
+    scheduledDrills[name] = { name, plan: drills[name]!, schedule: drill.schedule, timezone: drill.timezone };
+  }
 
-  return { file, baseDir, storage, encryption: { recipients, identity }, jobs, scratch, drills };
+  const listen = data.daemon.listen;
+  const colon = listen.lastIndexOf(":");
+  const daemon: DaemonSettings = {
+    listen: { host: listen.slice(0, colon).replace(/^\[|\]$/g, ""), port: Number(listen.slice(colon + 1)) },
+    concurrency: data.daemon.concurrency,
+    gracePeriodMs: parseDurationMs(data.daemon.gracePeriod)!,
+    multiInstance: data.daemon.multiInstance,
+    leaseMs: parseDurationMs(data.daemon.lease)!,
+    freshnessCheckMs: parseDurationMs(data.daemon.freshnessCheck)!,
+  };
+
+  return {
+    file,
+    baseDir,
+    storage,
+    encryption: { recipients, identity },
+    jobs,
+    scratch,
+    drills,
+    scheduledDrills,
+    daemon,
+    orphanGraceMs: parseDurationMs(data.prune.orphanGrace)!,
+    notifications: data.notifications,
+  };
+}
+
+const HOUR_MS = 3_600_000;
+const DAY_MS = 24 * HOUR_MS;
+
+/**
+ * Warns when a storage's Object Lock ends before a job's retention policy lets
+ * go of its backups: those backups stay, but unprotected. How long a policy
+ * keeps backups is estimated from its longest rule (keepLast alone: unknown).
+ */
+function checkLockCoversRetention(storage: Record<string, StorageConfig>, jobs: Record<string, BackupJob>, problem: Report): void {
+  for (const job of Object.values(jobs)) {
+    const entry = storage[job.storage];
+    if (entry?.type !== "s3" || !entry.objectLock || !job.retention) continue;
+    const lockMs = parseDurationMs(entry.objectLock.retain);
+    const kept = retentionSpan(job.retention);
+    if (lockMs === undefined || !kept || lockMs >= kept.ms) continue;
+    problem(
+      ["storage", job.storage, "objectLock", "retain"],
+      `objectLock.retain ${entry.objectLock.retain} in storage "${job.storage}" is shorter than job "${job.name}" keeps backups (${kept.rule}, about ${aboutDuration(kept.ms)}): older backups stay but are no longer immutable`,
+      "schema",
+      { severity: "warning" },
+    );
+  }
+}
+
+/** The longest span a retention policy keeps backups for, and the rule that gives it. */
+function retentionSpan(retention: NonNullable<BackupJob["retention"]>): { ms: number; rule: string } | undefined {
+  const spans: Array<[string, number | undefined, number]> = [
+    ["keepHourly", retention.keepHourly, HOUR_MS],
+    ["keepDaily", retention.keepDaily, DAY_MS],
+    ["keepWeekly", retention.keepWeekly, 7 * DAY_MS],
+    ["keepMonthly", retention.keepMonthly, 31 * DAY_MS],
+    ["keepYearly", retention.keepYearly, 366 * DAY_MS],
+  ];
+  let longest: { ms: number; rule: string } | undefined;
+  const within = retention.keepWithin === undefined ? undefined : parseDurationMs(retention.keepWithin);
+  if (within) longest = { ms: within, rule: `keepWithin: ${retention.keepWithin}` };
+  for (const [rule, count, unitMs] of spans) {
+    if (!count) continue;
+    if (!longest || count * unitMs > longest.ms) longest = { ms: count * unitMs, rule: `${rule}: ${count}` };
+  }
+  return longest;
+}
+
+function aboutDuration(ms: number): string {
+  return ms < DAY_MS ? `${Math.round(ms / HOUR_MS)}h` : `${Math.round(ms / DAY_MS)}d`;
 }
 
 function buildSource(job: string, source: RawConfig["jobs"][string]["source"], baseDir: string, problem: Report): SourceSpec {
@@ -381,7 +487,14 @@ function checkInlineSecrets(raw: unknown, referenced: Set<string>, report: (path
  * An endpoint or bucket name from ${env:…} stays readable in error messages.
  */
 function isSecretReference(ref: { path: Path; scheme: string }): boolean {
-  return ref.scheme === "file" || SECRET_FIELDS.some((f) => matches(f, ref.path)) || ref.path.includes("env") || ref.path.includes("credentials");
+  return (
+    ref.scheme === "file" ||
+    SECRET_FIELDS.some((f) => matches(f, ref.path)) ||
+    ref.path.includes("env") ||
+    ref.path.includes("credentials") ||
+    ref.path.includes("headers") ||
+    (ref.path[0] === "notifications" && ref.path[2] === "url")
+  );
 }
 
 function matches(pattern: ReadonlyArray<string>, path: ReadonlyArray<string | number>): boolean {

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { parseDurationMs } from "../model/duration.js";
 import { NAME_PATTERN, NAME_RULE } from "../model/names.js";
+import { cronProblem } from "../schedule/cron.js";
 
 /**
  * The shape of `lifeboat.yaml`, after `${env:…}`/`${file:…}` references are
@@ -19,8 +20,32 @@ export const duration = z
 
 const cron = z
   .string()
-  .refine((s) => /^\S+(\s+\S+){4,5}$/.test(s.trim()), { message: "must be a cron expression with 5 or 6 fields" })
-  .describe('a cron expression, e.g. "0 * * * *"');
+  .superRefine((s, ctx) => {
+    if (!/^\S+(\s+\S+){4,5}$/.test(s.trim())) ctx.addIssue({ code: "custom", message: "must be a cron expression with 5 or 6 fields" });
+    else {
+      const problem = cronProblem(s);
+      if (problem) ctx.addIssue({ code: "custom", message: problem.replace(/^is not a valid cron expression/, "must be a valid cron expression") });
+    }
+  })
+  .describe('a cron expression, e.g. "0 * * * *" (minute hour day month weekday, optionally seconds first)');
+
+/** An IANA time zone name that this Node.js knows, e.g. Europe/Berlin. */
+const timezone = z
+  .string()
+  .refine((tz) => {
+    try {
+      new Intl.DateTimeFormat("en-US", { timeZone: tz });
+      return true;
+    } catch {
+      return false;
+    }
+  }, { message: "must be an IANA time zone such as UTC, Europe/Berlin or America/New_York" })
+  .describe("IANA time zone the schedule is read in (default: the machine's)");
+
+/** A host:port to listen on; loopback unless the user says otherwise. */
+const listenAddress = z.string().refine((s) => /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(s) && Number(s.slice(s.lastIndexOf(":") + 1)) <= 65535, {
+  message: 'must be HOST:PORT with a port of 0-65535, e.g. "127.0.0.1:9464"',
+});
 
 export const nonEmpty = z.string().min(1, "must not be empty");
 
@@ -48,6 +73,13 @@ export const S3StorageSchema = z
     concurrency: z.number().int().min(1).max(16).default(4).describe("parts uploaded at once"),
     maxAttempts: z.number().int().min(1).max(20).default(5).describe("attempts per request, with jittered back-off"),
     stallTimeout: duration.default("60s").describe("a connection with no progress for this long is dropped and the request retried"),
+    objectLock: z
+      .strictObject({
+        mode: z.enum(["governance", "compliance"]).describe("S3 Object Lock mode: governance (a privileged bypass can delete early) or compliance (nobody can)"),
+        retain: duration.describe("how long every object of a backup is locked after it is written, e.g. 30d"),
+      })
+      .optional()
+      .describe("write every backup object with an Object Lock retention date (the bucket must have Object Lock enabled)"),
   })
   .describe("an S3-compatible bucket");
 
@@ -164,6 +196,15 @@ export const JobSchema = z.strictObject({
   allowEmpty: z.boolean().default(false).describe("accept a source that produces no data"),
   retention: RetentionSchema.optional(),
   rpo: duration.optional().describe("recovery point objective: the newest backup should never be older"),
+  timezone: timezone.optional(),
+  overlap: z
+    .enum(["skip", "queue-one"])
+    .default("skip")
+    .describe("when a scheduled run is due while the previous one still runs: skip it, or queue one run to start after it"),
+  catchUp: z
+    .enum(["none", "one"])
+    .default("one")
+    .describe("on daemon start, run once if the newest complete backup is older than one schedule interval (never a burst)"),
 });
 
 export const EncryptionSchema = z.strictObject({
@@ -174,6 +215,49 @@ export const EncryptionSchema = z.strictObject({
   identity: nonEmpty.optional().describe("${file:…} reference to an age identity file, needed to verify and restore"),
 });
 
+export const NotificationEventSchema = z.enum(["backup-failed", "drill-failed", "rpo-exceeded", "daemon-downtime"]);
+
+const notificationCommon = {
+  on: z
+    .array(NotificationEventSchema)
+    .min(1)
+    .optional()
+    .describe("events to send (default: all of backup-failed, drill-failed, rpo-exceeded, daemon-downtime)"),
+  attempts: z.number().int().min(1).max(20).default(5).describe("delivery attempts, with exponential back-off"),
+  timeout: duration.default("10s").describe("time allowed for one delivery attempt"),
+};
+
+export const NotificationSchema = z.discriminatedUnion("type", [
+  z
+    .strictObject({
+      type: z.literal("webhook"),
+      url: z.url({ protocol: /^https?$/, error: "must be an http:// or https:// URL" }).describe("receives a JSON POST per event"),
+      secret: nonEmpty.optional().describe("${env:…} or ${file:…} reference: signs each body with HMAC-SHA256 (X-Lifeboat-Signature: sha256=<hex>)"),
+      headers: z.record(z.string(), z.string()).default({}).describe("extra request headers (use references for tokens)"),
+      ...notificationCommon,
+    })
+    .describe("a generic webhook: JSON body, optional HMAC signature"),
+  z
+    .strictObject({
+      type: z.literal("slack"),
+      url: z.url({ protocol: /^https?$/, error: "must be an http:// or https:// URL" }).describe("a Slack-compatible incoming webhook URL (${env:…}: it is a secret)"),
+      ...notificationCommon,
+    })
+    .describe("a Slack-compatible incoming webhook (Slack, Mattermost, Rocket.Chat)"),
+]);
+
+export const DaemonSchema = z.strictObject({
+  listen: listenAddress.default("127.0.0.1:9464").describe("address of /metrics and /healthz (loopback by default)"),
+  concurrency: z.number().int().min(1).max(64).default(2).describe("runs (backups and drills) at once, across all jobs"),
+  gracePeriod: duration.default("5m").describe("on SIGTERM/SIGINT, how long running backups and drills may take to finish before they are aborted"),
+  multiInstance: z
+    .boolean()
+    .default(false)
+    .describe("several daemons share this storage: each scheduled run is claimed with a conditional write (the store must enforce them)"),
+  lease: duration.default("2m").describe("how long a run's claim holds without renewal; a crashed daemon's run is abandoned after this"),
+  freshnessCheck: duration.default("1m").describe("how often RPO exposure is checked against each job's rpo"),
+});
+
 export const ConfigSchema = z
   .strictObject({
     storage: z.record(name, StorageSchema).default({}).describe("named storage locations"),
@@ -181,9 +265,24 @@ export const ConfigSchema = z
     jobs: z.record(name, JobSchema).default({}).describe("named backup jobs"),
     scratch: z.record(name, ScratchSchema).default({}).describe("named scratch environments for restores and drills (--to scratch:NAME)"),
     drills: z
-      .record(name, z.strictObject({ plan: nonEmpty.describe("the restore plan file (relative to this file)") }))
+      .record(
+        name,
+        z.strictObject({
+          plan: nonEmpty.describe("the restore plan file (relative to this file)"),
+          schedule: cron.optional().describe("when the daemon runs this drill"),
+          timezone: timezone.optional(),
+        }),
+      )
       .default({})
-      .describe("named drills: `lifeboat drill NAME` runs the plan"),
+      .describe("named drills: `lifeboat drill NAME` runs the plan; the daemon runs it on its schedule"),
+    daemon: DaemonSchema.default(DaemonSchema.parse({})).describe("the scheduler daemon (`lifeboat daemon`)"),
+    prune: z
+      .strictObject({
+        orphanGrace: duration.default("24h").describe("objects without a manifest, and unfinished uploads, older than this are removed by prune"),
+      })
+      .default({ orphanGrace: "24h" })
+      .describe("how prune cleans up after interrupted runs"),
+    notifications: z.record(name, NotificationSchema).default({}).describe("named notification channels"),
   })
   .describe("Lifeboat configuration (lifeboat.yaml)");
 
@@ -196,6 +295,9 @@ export type FilesSourceConfig = z.output<typeof FilesSourceSchema>;
 export type CommandSourceConfig = z.output<typeof CommandSourceSchema>;
 export type RawJob = z.output<typeof JobSchema>;
 export type ScratchConfig = z.output<typeof ScratchSchema>;
+export type DaemonConfig = z.output<typeof DaemonSchema>;
+export type NotificationConfig = z.output<typeof NotificationSchema>;
+export type NotificationEvent = z.output<typeof NotificationEventSchema>;
 
 /** Fields whose value must come from a reference, never inline. Paths use "*" for any name. */
 export const SECRET_FIELDS: ReadonlyArray<ReadonlyArray<string>> = [
@@ -203,6 +305,7 @@ export const SECRET_FIELDS: ReadonlyArray<ReadonlyArray<string>> = [
   ["storage", "*", "credentials", "sessionToken"],
   ["encryption", "identity"],
   ["jobs", "*", "source", "password"],
+  ["notifications", "*", "secret"],
 ];
 
 export function configJsonSchema(): unknown {

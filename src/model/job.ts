@@ -81,4 +81,13 @@ export interface BackupJob {
   allowEmpty: boolean;
   retention?: RetentionPolicy | undefined;
   rpoMs?: number | undefined;
+  /** IANA time zone the schedule is read in (undefined: the machine's). */
+  timezone?: string | undefined;
+  /** A run due while the previous one still runs: skipped, or one queued behind it. */
+  overlap: OverlapPolicy;
+  /** On daemon start: run once when the newest backup is older than one schedule interval. */
+  catchUp: CatchUpPolicy;
 }
+
+export type OverlapPolicy = "skip" | "queue-one";
+export type CatchUpPolicy = "none" | "one";

@@ -68,6 +68,19 @@ export const ManifestSchema = z.strictObject({
     .nullable(),
   warnings: z.array(z.string().max(2000)).default([]),
   lifeboat: z.strictObject({ version: z.string().max(50) }),
+  /**
+   * The scheduled run that made this backup, when one did (daemon or `lifeboat run`):
+   * its slot, and the fencing token of the job's lease when the manifest was written.
+   * Of two manifests for one slot, the higher token is the lease holder's.
+   */
+  run: z
+    .strictObject({
+      scheduledAt: isoTime,
+      trigger: z.enum(["schedule", "catch-up", "external"]),
+      fencingToken: z.number().int().positive(),
+      instance: z.string().max(200),
+    })
+    .optional(),
 });
 
 export type Manifest = z.infer<typeof ManifestSchema>;

@@ -1,17 +1,39 @@
 import { createReadStream, promises as fs } from "node:fs";
-import { randomBytes } from "node:crypto";
-import { dirname, join, relative, sep } from "node:path";
+import { createHash, randomBytes } from "node:crypto";
+import { basename, dirname, join, relative, sep } from "node:path";
 import type { Readable } from "node:stream";
 import { LifeboatError } from "../model/errors.js";
-import { assertValidKey, assertValidPrefix, type ObjectInfo, type ObjectStore, type PutOptions, type StoreCapabilities } from "./store.js";
+import {
+  assertValidKey,
+  assertValidPrefix,
+  type ImmutabilityProof,
+  type ObjectInfo,
+  type ObjectStore,
+  type PendingUpload,
+  type PutOptions,
+  type StoreCapabilities,
+  type WriteCondition,
+} from "./store.js";
 
 /**
  * The embedded default: a directory used as an object store. Keys map to
  * files under `root`. A put writes a hidden temp file in the target folder,
  * fsyncs it and renames it into place, so a crash never leaves a half object
- * visible; leftover temp files are ignored by `list` and removed by `prune`.
+ * visible; leftover temp files are ignored by `list`, reported by
+ * `listPendingUploads` and removed by `prune`.
+ *
+ * Conditional writes are real: create-if-absent is `link(2)` of a complete
+ * temp file (which fails when the name exists), replace-if-unchanged is a
+ * compare-and-swap under a per-key lock file created with O_EXCL. Etags are
+ * the hex SHA-256 of the content. There is no Object Lock.
  */
 const TEMP_MARK = ".lifeboat-tmp-";
+/** `<folder>/.lifeboat-lock-<name>`: held while a compare-and-swap replaces `<name>`. */
+const LOCK_MARK = ".lifeboat-lock-";
+/** A lock file older than this was left by a crashed writer and is broken. */
+const STALE_LOCK_MS = 30_000;
+/** Temp names carry the target's name, so a leftover says which key it was for. */
+const MAX_NAME_IN_TEMP = 200;
 
 export interface FilesystemStoreOptions {
   /** Absolute path of the folder that holds the objects. */
@@ -32,7 +54,7 @@ class FilesystemStore implements ObjectStore {
 
   private pathOf(key: string): string {
     assertValidKey(key);
-    if (key.split("/").some((s) => s.startsWith(TEMP_MARK))) {
+    if (key.split("/").some((s) => s.startsWith(TEMP_MARK) || s.startsWith(LOCK_MARK))) {
       throw new LifeboatError("STORAGE_INVALID_KEY", `invalid object key "${key}"`, { kind: "usage" });
     }
     return join(this.root, ...key.split("/"));
@@ -44,7 +66,7 @@ class FilesystemStore implements ObjectStore {
     await fs.mkdir(folder, { recursive: true }).catch((error) => {
       throw this.error(error, `creating folder for "${key}"`);
     });
-    const temp = join(folder, `${TEMP_MARK}${randomBytes(6).toString("hex")}`);
+    const temp = tempPathFor(target);
     try {
       const size = await writeDurably(temp, body, options.signal);
       await fs.rename(temp, target);
@@ -95,7 +117,7 @@ class FilesystemStore implements ObjectStore {
       throw this.error(error, `listing "${prefix}"`);
     }
     for (const entry of entries) {
-      if (entry.name.startsWith(TEMP_MARK)) continue;
+      if (entry.name.startsWith(TEMP_MARK) || entry.name.startsWith(LOCK_MARK)) continue;
       const path = join(folder, entry.name);
       const key = relative(this.root, path).split(sep).join("/");
       if (entry.isDirectory()) {
@@ -117,8 +139,168 @@ class FilesystemStore implements ObjectStore {
     }
   }
 
+  async putConditional(key: string, body: Buffer, condition: WriteCondition): Promise<{ etag: string }> {
+    const target = this.pathOf(key);
+    const folder = dirname(target);
+    const doing = "ifNoneMatch" in condition ? `creating "${key}" if absent` : `replacing "${key}" if unchanged`;
+    await fs.mkdir(folder, { recursive: true }).catch((error) => {
+      throw this.error(error, `creating folder for "${key}"`);
+    });
+    const etag = etagOf(body);
+    const temp = tempPathFor(target);
+    try {
+      await writeSmallDurably(temp, body);
+      if ("ifNoneMatch" in condition) {
+        // link(2) fails with EEXIST when the name exists: atomic create-if-absent of a complete file.
+        try {
+          await fs.link(temp, target);
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code === "EEXIST") throw this.preconditionFailed(key, doing, "the object already exists", condition);
+          throw error;
+        }
+      } else {
+        const unlock = await this.lock(target, key);
+        try {
+          const current = await fs.readFile(target).catch((error: NodeJS.ErrnoException) => {
+            if (error.code === "ENOENT") return undefined;
+            throw error;
+          });
+          if (current === undefined) throw this.preconditionFailed(key, doing, "the object does not exist", condition);
+          if (etagOf(current) !== condition.ifMatch) throw this.preconditionFailed(key, doing, "the object changed", condition);
+          await fs.rename(temp, target);
+        } finally {
+          await unlock();
+        }
+      }
+      await syncFolder(folder);
+      return { etag };
+    } catch (error) {
+      throw this.error(error, doing);
+    } finally {
+      await fs.rm(temp, { force: true }).catch(() => {});
+    }
+  }
+
+  /**
+   * Takes the per-key lock of a compare-and-swap: a lock file created with
+   * O_EXCL. A lock older than STALE_LOCK_MS is broken (its writer crashed; a
+   * live writer holds it for milliseconds). Resolves with the release.
+   */
+  private async lock(target: string, key: string): Promise<() => Promise<void>> {
+    const path = join(dirname(target), `${LOCK_MARK}${basename(target)}`);
+    const deadline = Date.now() + 2 * STALE_LOCK_MS;
+    for (let wait = 2; ; wait = Math.min(wait * 2, 100)) {
+      try {
+        const handle = await fs.open(path, "wx", 0o600);
+        await handle.close();
+        return () => fs.rm(path, { force: true });
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      }
+      const stat = await fs.stat(path).catch(() => undefined);
+      if (stat && Date.now() - stat.mtimeMs > STALE_LOCK_MS) {
+        // Rename first, so that of several writers breaking the same stale lock only one removes it.
+        const broken = `${path}-broken-${randomBytes(4).toString("hex")}`;
+        if (await fs.rename(path, broken).then(() => true, () => false)) await fs.rm(broken, { force: true });
+        continue;
+      }
+      if (Date.now() > deadline) {
+        throw new LifeboatError("STORAGE_ERROR", `timed out waiting for the lock of "${key}" (${this.description})`, {
+          kind: "run",
+          hint: `remove ${path} if no Lifeboat process is running`,
+        });
+      }
+      await new Promise((r) => setTimeout(r, wait + Math.random() * wait));
+    }
+  }
+
+  private preconditionFailed(key: string, doing: string, why: string, condition: WriteCondition): LifeboatError {
+    return new LifeboatError("STORAGE_PRECONDITION_FAILED", `the condition did not hold while ${doing}: ${why} (${this.description})`, {
+      kind: "run",
+      details: { key, condition },
+    });
+  }
+
+  async getSmall(key: string, maxBytes: number): Promise<{ bytes: Buffer; etag: string } | undefined> {
+    const path = this.pathOf(key);
+    let handle: fs.FileHandle;
+    try {
+      handle = await fs.open(path, "r");
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "ENOENT" || code === "ENOTDIR" || code === "EISDIR") return undefined;
+      throw this.error(error, `reading "${key}"`);
+    }
+    try {
+      const stat = await handle.stat();
+      if (!stat.isFile()) return undefined;
+      if (stat.size > maxBytes) {
+        throw new LifeboatError("STORAGE_TOO_LARGE", `"${key}" holds ${stat.size} bytes, more than the ${maxBytes} expected (${this.description})`, { kind: "verification" });
+      }
+      // Objects are replaced by rename, never rewritten in place: the open file does not change.
+      const bytes = await handle.readFile();
+      return { bytes, etag: etagOf(bytes) };
+    } catch (error) {
+      throw this.error(error, `reading "${key}"`);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async *listPendingUploads(prefix: string): AsyncIterable<PendingUpload> {
+    assertValidPrefix(prefix);
+    const found: PendingUpload[] = [];
+    const slash = prefix.lastIndexOf("/");
+    const startFolder = slash >= 0 ? prefix.slice(0, slash) : "";
+    const walk = async (folder: string): Promise<void> => {
+      let entries;
+      try {
+        entries = await fs.readdir(folder, { withFileTypes: true });
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
+        throw this.error(error, `listing unfinished uploads under "${prefix}"`);
+      }
+      for (const entry of entries) {
+        const path = join(folder, entry.name);
+        const folderKey = relative(this.root, folder).split(sep).join("/");
+        if (entry.isDirectory()) {
+          if (entry.name.startsWith(TEMP_MARK) || entry.name.startsWith(LOCK_MARK)) continue;
+          const key = folderKey === "" ? entry.name : `${folderKey}/${entry.name}`;
+          if (`${key}/`.startsWith(prefix) || prefix.startsWith(`${key}/`)) await walk(path);
+        } else if (entry.isFile() && entry.name.startsWith(TEMP_MARK)) {
+          const target = targetOfTemp(entry.name);
+          const key = folderKey === "" ? target : `${folderKey}/${target}`;
+          if (!key.startsWith(prefix)) continue;
+          const stat = await fs.stat(path).catch(() => undefined);
+          if (stat) found.push({ key, uploadId: entry.name, startedAt: stat.mtime });
+        }
+      }
+    };
+    await walk(startFolder === "" ? this.root : join(this.root, ...startFolder.split("/")));
+    found.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a.uploadId < b.uploadId ? -1 : 1));
+    yield* found;
+  }
+
+  async abortPendingUpload(upload: PendingUpload): Promise<void> {
+    assertValidKey(upload.key);
+    if (!upload.uploadId.startsWith(TEMP_MARK) || upload.uploadId.includes("/") || upload.uploadId.includes("\\")) {
+      throw new LifeboatError("STORAGE_INVALID_KEY", `"${upload.uploadId}" is not an unfinished upload of the filesystem store (${this.description})`, { kind: "usage" });
+    }
+    const slash = upload.key.lastIndexOf("/");
+    const folder = slash >= 0 ? join(this.root, ...upload.key.slice(0, slash).split("/")) : this.root;
+    await fs.rm(join(folder, upload.uploadId), { force: true }).catch((error) => {
+      throw this.error(error, `removing the unfinished upload of "${upload.key}"`);
+    });
+    await removeEmptyFolders(folder, this.root);
+  }
+
+  async proveImmutability(canaryPrefix: string): Promise<ImmutabilityProof> {
+    assertValidPrefix(canaryPrefix);
+    return { held: false, reason: "the filesystem store has no Object Lock" };
+  }
+
   async probe(probePrefix: string): Promise<StoreCapabilities> {
-    // Creation with O_EXCL is this store's conditional write; renames are atomic.
+    // putConditional is enforced: link(2) for create-if-absent, an O_EXCL lock for compare-and-swap.
     assertValidPrefix(probePrefix);
     return { conditionalWrites: true, multipartAbort: true };
   }
@@ -140,6 +322,34 @@ class FilesystemStore implements ObjectStore {
       cause: error,
       ...(code === "ENOSPC" ? { hint: "the disk is full" } : {}),
     });
+  }
+}
+
+/** The hex SHA-256 of an object's content: the filesystem store's etag. */
+function etagOf(bytes: Buffer): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+/** `<folder>/.lifeboat-tmp-<random>-<name>` (just `<random>` when the name is too long to carry). */
+function tempPathFor(target: string): string {
+  const name = basename(target);
+  const random = randomBytes(6).toString("hex");
+  return join(dirname(target), `${TEMP_MARK}${random}${name.length <= MAX_NAME_IN_TEMP ? `-${name}` : ""}`);
+}
+
+/** The name a temp file was written for, or the temp file's own name when it does not say. */
+function targetOfTemp(tempName: string): string {
+  const match = /^\.lifeboat-tmp-[0-9a-f]{12}-(.+)$/.exec(tempName);
+  return match ? match[1]! : tempName;
+}
+
+async function writeSmallDurably(path: string, body: Buffer): Promise<void> {
+  const handle = await fs.open(path, "wx", 0o600);
+  try {
+    await handle.writeFile(body);
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }
 

@@ -11,12 +11,25 @@ import { LifeboatError } from "../model/errors.js";
  *   <prefix><job>/<backup-id>/verification.json  the latest `verify` result
  *   <prefix>drills/<plan>/<drill-id>/…        drill reports; report.json written last
  *   <prefix>.lifeboat/probe/…                 capability probes (short-lived)
+ *   <prefix>.lifeboat/immutability/…          Object Lock canaries (tiny; they stay until their retention ends)
+ *   <prefix>.lifeboat/leases/<kind>/<name>.json   who runs a job or drill now (conditional writes)
+ *   <prefix>.lifeboat/runs/<kind>/<name>/<slot>.json  one record per scheduled run: the idempotency key
+ *   <prefix>.lifeboat/daemon/heartbeat.json   when a daemon last ran (downtime detection)
  */
 export const MANIFEST_NAME = "manifest.json";
 export const VERIFICATION_NAME = "verification.json";
 export const DRILL_REPORT_NAME = "report.json";
 /** The files of a drill report, report.json last (a drill's report exists when it does). */
 export const REPORT_FILES: readonly string[] = ["report.md", "report.html", "junit.xml", DRILL_REPORT_NAME];
+
+/** What a lease or run record is for: a backup job or a scheduled drill. */
+export type RunKind = "backup" | "drill";
+const RUN_KINDS: readonly RunKind[] = ["backup", "drill"];
+
+/** `20261121T190500Z`: a scheduled time to the second, as it appears in keys. */
+export function compactTime(at: Date): string {
+  return at.toISOString().replace(/[-:]/g, "").replace(/\.\d{3}Z$/, "Z");
+}
 
 /** Job names that would collide with Lifeboat's own folders. */
 const RESERVED = new Set(["drills", ".lifeboat"]);
@@ -82,6 +95,49 @@ export class Layout {
 
   probePrefix(): string {
     return `${this.prefix}.lifeboat/probe/`;
+  }
+
+  /** Where `verify --immutability` writes its locked canaries. */
+  immutabilityPrefix(): string {
+    return `${this.prefix}.lifeboat/immutability/`;
+  }
+
+  /** `<prefix>.lifeboat/leases/` or one unit's lease object. */
+  leaseKey(kind: RunKind, name: string): string {
+    return `${this.leasesPrefix()}${kind}/${this.checkedName(name)}.json`;
+  }
+
+  leasesPrefix(): string {
+    return `${this.prefix}.lifeboat/leases/`;
+  }
+
+  /** Recognises `<prefix>.lifeboat/leases/<kind>/<name>.json`. */
+  parseLeaseKey(key: string): { kind: RunKind; name: string } | undefined {
+    if (!key.startsWith(this.leasesPrefix())) return undefined;
+    const parts = key.slice(this.leasesPrefix().length).split("/");
+    if (parts.length !== 2 || !RUN_KINDS.includes(parts[0] as RunKind) || !parts[1]!.endsWith(".json")) return undefined;
+    const name = parts[1]!.slice(0, -".json".length);
+    return isValidName(name) ? { kind: parts[0] as RunKind, name } : undefined;
+  }
+
+  /** `<prefix>.lifeboat/runs/<kind>/<name>/<slot>.json`, the slot as a compact UTC time. */
+  runRecordKey(kind: RunKind, name: string, scheduledAt: Date): string {
+    return `${this.runsPrefix(kind, name)}${compactTime(scheduledAt)}.json`;
+  }
+
+  runsPrefix(kind?: RunKind, name?: string): string {
+    const base = `${this.prefix}.lifeboat/runs/`;
+    if (kind === undefined) return base;
+    return name === undefined ? `${base}${kind}/` : `${base}${kind}/${this.checkedName(name)}/`;
+  }
+
+  daemonHeartbeatKey(): string {
+    return `${this.prefix}.lifeboat/daemon/heartbeat.json`;
+  }
+
+  private checkedName(name: string): string {
+    if (!isValidName(name)) throw new LifeboatError("LAYOUT_INVALID_NAME", `invalid name "${name}"`, { kind: "usage" });
+    return name;
   }
 
   /**

@@ -16,7 +16,14 @@ const STORAGE_KINDS: Record<StorageConfig["type"], Opener> = {
   s3: async (name, config, log) => {
     if (config.type !== "s3") throw new Error("unreachable");
     const { openS3Store } = await import("./s3.js");
-    return openS3Store({ name, ...config, stallTimeoutMs: parseDurationMs(config.stallTimeout), log });
+    const { objectLock, ...rest } = config;
+    return openS3Store({
+      name,
+      ...rest,
+      stallTimeoutMs: parseDurationMs(config.stallTimeout),
+      objectLock: objectLock ? { mode: objectLock.mode, retainMs: parseDurationMs(objectLock.retain)! } : undefined,
+      log,
+    });
   },
   filesystem: async (_name, config) => {
     if (config.type !== "filesystem") throw new Error("unreachable");

@@ -1,14 +1,17 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { PassThrough, Readable } from "node:stream";
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
+  DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
+  PutObjectRetentionCommand,
   S3Client,
   S3ServiceException,
   UploadPartCommand,
@@ -17,7 +20,18 @@ import {
 import { LifeboatError } from "../model/errors.js";
 import type { Logger } from "../log/logger.js";
 import { silentLogger } from "../log/logger.js";
-import { assertValidKey, assertValidPrefix, type ObjectInfo, type ObjectStore, type PutOptions, type StoreCapabilities } from "./store.js";
+import {
+  assertValidKey,
+  assertValidPrefix,
+  type ImmutabilityProof,
+  type ObjectInfo,
+  type ObjectLockSettings,
+  type ObjectStore,
+  type PendingUpload,
+  type PutOptions,
+  type StoreCapabilities,
+  type WriteCondition,
+} from "./store.js";
 
 /**
  * Any S3-compatible endpoint (AWS S3, MinIO, Ceph RGW, Garage, R2…). The only
@@ -29,6 +43,15 @@ import { assertValidKey, assertValidPrefix, type ObjectInfo, type ObjectStore, t
  * jittered back-off. A stream shorter than one part is a single PutObject.
  * Memory is bounded by (concurrency + 1) × partSize whatever the object size.
  * On failure or abort the multipart upload is aborted.
+ *
+ * With `objectLock`, puts asked to be `immutable` carry an Object Lock mode and
+ * a retention date of now + `retainMs` (the bucket must have Object Lock
+ * enabled). Locked single-part puts and parts always send Content-MD5, which
+ * S3 requires for lock parameters whatever the SDK checksum mode. Every locked
+ * put is checked for its retention date; where a store dropped the lock headers
+ * of a multipart upload (radosgw does), the completed version is locked with
+ * PutObjectRetention, and a store that still shows no date fails the put with
+ * STORAGE_NO_OBJECT_LOCK.
  */
 export interface S3StoreOptions {
   /** Name of the storage entry, for messages. */
@@ -45,6 +68,8 @@ export interface S3StoreOptions {
   maxAttempts: number;
   /** A socket with no progress for this long is destroyed and the request retried (default 60 s). */
   stallTimeoutMs?: number;
+  /** Lock backup objects (`PutOptions.immutable`) with S3 Object Lock. */
+  objectLock?: ObjectLockSettings | undefined;
   log?: Logger;
 }
 
@@ -93,19 +118,33 @@ class S3Store implements ObjectStore {
     const firstPart = first.done ? Buffer.alloc(0) : first.value.bytes;
     const second = first.done ? { done: true as const, value: undefined } : await parts.next();
     let sizeBytes: number;
+    const lock = options.immutable ? this.lockParameters() : undefined;
+    let versionId: string | undefined;
     if (second.done) {
-      await this.call(`writing "${key}"`, options.signal, (o) => this.client.send(new PutObjectCommand({
+      await this.lockedCall(lock, `writing "${key}"`, options.signal, (o) => this.client.send(new PutObjectCommand({
           Bucket: this.options.bucket,
           Key: key,
           Body: firstPart,
           ContentLength: firstPart.length,
           ContentType: options.contentType ?? "application/octet-stream",
+          ...(lock ? { ...lock, ContentMD5: md5Base64(firstPart) } : {}),
         }), o));
       sizeBytes = firstPart.length;
     } else {
-      sizeBytes = await this.putMultipart(key, first.value!, second.value, parts, pool, options);
+      ({ sizeBytes, versionId } = await this.putMultipart(key, first.value!, second.value, parts, pool, options, lock));
     }
-    const stored = await this.head(key);
+    let stored = await this.head(key);
+    if (lock && stored && !stored.retainUntil && versionId) {
+      // radosgw ignores lock headers on CreateMultipartUpload: lock the completed version.
+      await this.lockedCall(lock, `locking "${key}"`, options.signal, (o) => this.client.send(new PutObjectRetentionCommand({
+          Bucket: this.options.bucket,
+          Key: key,
+          VersionId: versionId,
+          Retention: { Mode: lock.ObjectLockMode, RetainUntilDate: lock.ObjectLockRetainUntilDate },
+        }), o));
+      stored = await this.head(key);
+    }
+    if (lock && stored && !stored.retainUntil) throw this.noObjectLock(`writing "${key}"`, undefined);
     if (!stored || stored.sizeBytes !== sizeBytes) {
       throw new LifeboatError(
         "STORAGE_SIZE_MISMATCH",
@@ -123,11 +162,13 @@ class S3Store implements ObjectStore {
     rest: AsyncGenerator<Part>,
     pool: PartPool,
     options: PutOptions,
-  ): Promise<number> {
-    const created = await this.call(`starting upload of "${key}"`, options.signal, (o) => this.client.send(new CreateMultipartUploadCommand({
+    lock: LockParameters | undefined,
+  ): Promise<{ sizeBytes: number; versionId: string | undefined }> {
+    const created = await this.lockedCall(lock, `starting upload of "${key}"`, options.signal, (o) => this.client.send(new CreateMultipartUploadCommand({
         Bucket: this.options.bucket,
         Key: key,
         ContentType: options.contentType ?? "application/octet-stream",
+        ...lock,
       }), o));
     const uploadId = created.UploadId;
     if (!uploadId) throw new LifeboatError("STORAGE_ERROR", `the store returned no upload id for "${key}" (${this.description})`);
@@ -152,6 +193,7 @@ class S3Store implements ObjectStore {
         PartNumber: number,
         Body: part,
         ContentLength: part.length,
+        ...(lock ? { ContentMD5: md5Base64(part) } : {}),
       });
       const task = this.call(`uploading part ${number} of "${key}"`, options.signal, (o) => this.client.send(command, o)).then(
         (result) => {
@@ -179,8 +221,8 @@ class S3Store implements ObjectStore {
       await Promise.all(inFlight);
       if (failure !== undefined) throw failure;
       completed.sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
-      await this.call(`completing upload of "${key}"`, options.signal, (o) => this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.options.bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: completed } }), o));
-      return sizeBytes;
+      const done = await this.call(`completing upload of "${key}"`, options.signal, (o) => this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.options.bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: completed } }), o));
+      return { sizeBytes, versionId: done.VersionId };
     } catch (error) {
       await Promise.allSettled(inFlight);
       await this.abortUpload(key, uploadId);
@@ -214,7 +256,7 @@ class S3Store implements ObjectStore {
     assertValidKey(key);
     try {
       const result = await this.client.send(new HeadObjectCommand({ Bucket: this.options.bucket, Key: key }));
-      return { key, sizeBytes: result.ContentLength ?? 0, lastModified: result.LastModified };
+      return { key, sizeBytes: result.ContentLength ?? 0, lastModified: result.LastModified, retainUntil: result.ObjectLockRetainUntilDate };
     } catch (error) {
       const status = (error as S3ServiceException).$metadata?.httpStatusCode;
       if (status === 404) return undefined;
@@ -253,6 +295,224 @@ class S3Store implements ObjectStore {
         );
       }
     }
+  }
+
+  async putConditional(key: string, body: Buffer, condition: WriteCondition): Promise<{ etag: string }> {
+    assertValidKey(key);
+    const doing = "ifNoneMatch" in condition ? `creating "${key}" if absent` : `replacing "${key}" if unchanged`;
+    let etag: string | undefined;
+    try {
+      const result = await this.client.send(new PutObjectCommand({
+        Bucket: this.options.bucket,
+        Key: key,
+        Body: body,
+        ContentLength: body.length,
+        ContentType: "application/octet-stream",
+        // radosgw compares If-Match on PUT byte for byte with its unquoted stored etag, so a
+        // quoted etag never matches there; AWS S3 and MinIO accept it unquoted too.
+        ...("ifNoneMatch" in condition ? { IfNoneMatch: condition.ifNoneMatch } : { IfMatch: unquote(condition.ifMatch) }),
+      }));
+      etag = result.ETag;
+    } catch (error) {
+      const status = (error as S3ServiceException).$metadata?.httpStatusCode;
+      const name = (error as Error).name;
+      // 409 ConditionalRequestConflict: another conditional write to the key raced this one.
+      if (status === 412 || status === 409 || name === "PreconditionFailed" || name === "ConditionalRequestConflict") {
+        throw new LifeboatError("STORAGE_PRECONDITION_FAILED", `the condition did not hold while ${doing}: ${name} (${this.description})`, {
+          kind: "run",
+          cause: error,
+          details: { key, condition },
+        });
+      }
+      throw this.error(error, doing);
+    }
+    if (etag === undefined) {
+      const head = await this.call(`reading the etag of "${key}"`, undefined, (o) => this.client.send(new HeadObjectCommand({ Bucket: this.options.bucket, Key: key }), o));
+      etag = head.ETag;
+    }
+    if (etag === undefined) throw new LifeboatError("STORAGE_ERROR", `the store returned no etag for "${key}" (${this.description})`);
+    return { etag };
+  }
+
+  async getSmall(key: string, maxBytes: number): Promise<{ bytes: Buffer; etag: string } | undefined> {
+    assertValidKey(key);
+    let result;
+    try {
+      result = await this.client.send(new GetObjectCommand({ Bucket: this.options.bucket, Key: key }));
+    } catch (error) {
+      const status = (error as S3ServiceException).$metadata?.httpStatusCode;
+      if (status === 404 && (error as Error).name !== "NoSuchBucket") return undefined;
+      throw this.error(error, `reading "${key}"`);
+    }
+    const body = result.Body;
+    if (!(body instanceof Readable)) throw new LifeboatError("STORAGE_ERROR", `the store returned no body for "${key}" (${this.description})`);
+    const tooLarge = (sizeBytes: number | undefined) =>
+      new LifeboatError("STORAGE_TOO_LARGE", `"${key}" holds ${sizeBytes === undefined ? "more" : `${sizeBytes}`} bytes, more than the ${maxBytes} expected (${this.description})`, {
+        kind: "verification",
+      });
+    if (result.ContentLength !== undefined && result.ContentLength > maxBytes) {
+      body.destroy();
+      throw tooLarge(result.ContentLength);
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    try {
+      for await (const chunk of body as AsyncIterable<Buffer>) {
+        size += chunk.length;
+        if (size > maxBytes) {
+          body.destroy();
+          throw tooLarge(undefined);
+        }
+        chunks.push(chunk);
+      }
+    } catch (error) {
+      throw this.error(error, `reading "${key}"`);
+    }
+    if (result.ETag === undefined) throw new LifeboatError("STORAGE_ERROR", `the store returned no etag for "${key}" (${this.description})`);
+    return { bytes: Buffer.concat(chunks), etag: result.ETag };
+  }
+
+  async *listPendingUploads(prefix: string): AsyncIterable<PendingUpload> {
+    assertValidPrefix(prefix);
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    for (;;) {
+      let page;
+      try {
+        page = await this.client.send(new ListMultipartUploadsCommand({
+          Bucket: this.options.bucket,
+          Prefix: prefix,
+          ...(keyMarker !== undefined ? { KeyMarker: keyMarker } : {}),
+          ...(uploadIdMarker !== undefined ? { UploadIdMarker: uploadIdMarker } : {}),
+        }));
+      } catch (error) {
+        const status = (error as S3ServiceException).$metadata?.httpStatusCode;
+        if (status === 501 || status === 405 || (error as Error).name === "NotImplemented") {
+          // s3rver and some gateways cannot list uploads: there is nothing we could abort anyway.
+          this.log.debug({ prefix, err: describe(error) }, "the store cannot list multipart uploads");
+          return;
+        }
+        throw this.error(error, `listing unfinished uploads under "${prefix}"`);
+      }
+      for (const upload of page.Uploads ?? []) {
+        if (upload.Key === undefined || upload.UploadId === undefined) continue;
+        yield { key: upload.Key, uploadId: upload.UploadId, startedAt: upload.Initiated };
+      }
+      if (!page.IsTruncated) return;
+      if (page.NextKeyMarker === keyMarker && page.NextUploadIdMarker === uploadIdMarker) return;
+      keyMarker = page.NextKeyMarker;
+      uploadIdMarker = page.NextUploadIdMarker;
+      if (keyMarker === undefined && uploadIdMarker === undefined) return;
+    }
+  }
+
+  async abortPendingUpload(upload: PendingUpload): Promise<void> {
+    assertValidKey(upload.key);
+    try {
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.options.bucket, Key: upload.key, UploadId: upload.uploadId }));
+      this.log.info({ key: upload.key }, "multipart upload aborted");
+    } catch (error) {
+      const status = (error as S3ServiceException).$metadata?.httpStatusCode;
+      if ((error as Error).name === "NoSuchUpload" || (status === 404 && (error as Error).name !== "NoSuchBucket")) return;
+      throw this.error(error, `aborting the unfinished upload of "${upload.key}"`);
+    }
+  }
+
+  /**
+   * Writes a locked canary and tries to delete its version. Canaries that the
+   * store refused to delete stay until their retention ends: each is a few
+   * dozen bytes, one per proof.
+   */
+  async proveImmutability(canaryPrefix: string): Promise<ImmutabilityProof> {
+    assertValidPrefix(canaryPrefix);
+    const lock = this.options.objectLock;
+    if (!lock) return { held: false, reason: `no objectLock is configured for storage "${this.options.name}"` };
+    const key = `${canaryPrefix}${Date.now()}-${randomBytes(4).toString("hex")}`;
+    const body = Buffer.from(`lifeboat immutability canary, written ${new Date().toISOString()}\n`);
+    await this.lockedCall(this.lockParameters(), `writing the immutability canary "${key}"`, undefined, (o) => this.client.send(new PutObjectCommand({
+        Bucket: this.options.bucket,
+        Key: key,
+        Body: body,
+        ContentLength: body.length,
+        ContentType: "text/plain",
+        ContentMD5: md5Base64(body),
+        ...this.lockParameters(),
+      }), o));
+    const head = await this.call(`reading the immutability canary "${key}"`, undefined, (o) => this.client.send(new HeadObjectCommand({ Bucket: this.options.bucket, Key: key }), o));
+    const retainUntil = head.ObjectLockRetainUntilDate;
+    const mode = head.ObjectLockMode === "COMPLIANCE" ? "compliance" : head.ObjectLockMode === "GOVERNANCE" ? "governance" : undefined;
+    if (!head.VersionId || head.VersionId === "null") {
+      return { held: false, mode, retainUntil, reason: `the canary "${key}" has no version id: the bucket is not versioned, so Object Lock cannot hold` };
+    }
+    if (!retainUntil) {
+      return { held: false, mode, retainUntil, reason: `the store accepted the canary "${key}" but reports no retention date for it` };
+    }
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.options.bucket, Key: key, VersionId: head.VersionId }));
+    } catch (error) {
+      const status = (error as S3ServiceException).$metadata?.httpStatusCode;
+      const name = (error as Error).name;
+      if (status === 403 || name === "AccessDenied") {
+        return {
+          held: true,
+          mode,
+          retainUntil,
+          reason: `deleting locked version ${head.VersionId} of "${key}" (${mode ?? "unknown"} mode, retained until ${retainUntil.toISOString()}) was refused: ${name}`,
+        };
+      }
+      throw this.error(error, `deleting the immutability canary "${key}"`);
+    }
+    return {
+      held: false,
+      mode,
+      retainUntil,
+      reason: `the store deleted a locked object version (version ${head.VersionId} of "${key}", retained until ${retainUntil.toISOString()}): the lock does not hold`,
+    };
+  }
+
+  /**
+   * `call` for a request that carries Object Lock parameters: a bucket without
+   * Object Lock refuses those with 400 InvalidRequest (radosgw sends no more
+   * detail than that; AWS says "Bucket is missing ObjectLockConfiguration").
+   */
+  private async lockedCall<T>(
+    lock: LockParameters | undefined,
+    doing: string,
+    signal: AbortSignal | undefined,
+    run: (options: { abortSignal?: AbortSignal }) => Promise<T>,
+  ): Promise<T> {
+    try {
+      return await this.call(doing, signal, run);
+    } catch (error) {
+      const cause = error instanceof LifeboatError ? error.cause : error;
+      const status = (cause as S3ServiceException | undefined)?.$metadata?.httpStatusCode;
+      if (lock && status === 400 && ((cause as Error).name === "InvalidRequest" || /ObjectLock|object lock/i.test(describe(cause)))) {
+        throw this.noObjectLock(doing, cause);
+      }
+      throw error;
+    }
+  }
+
+  private noObjectLock(doing: string, cause: unknown): LifeboatError {
+    return new LifeboatError(
+      "STORAGE_NO_OBJECT_LOCK",
+      `bucket "${this.options.bucket}" does not have Object Lock enabled: the store ${cause === undefined ? "did not lock" : "refused"} a locked write while ${doing} (${this.description})`,
+      {
+        kind: "usage",
+        hint: `create the bucket with Object Lock enabled (e.g. aws s3api create-bucket --object-lock-enabled-for-bucket), or remove objectLock from storage "${this.options.name}"`,
+        cause,
+      },
+    );
+  }
+
+  /** Object Lock headers for an immutable write, with the retention date counted from now. */
+  private lockParameters(): LockParameters | undefined {
+    const lock = this.options.objectLock;
+    if (!lock) return undefined;
+    return {
+      ObjectLockMode: lock.mode === "compliance" ? "COMPLIANCE" : "GOVERNANCE",
+      ObjectLockRetainUntilDate: new Date(Date.now() + lock.retainMs),
+    };
   }
 
   async probe(probePrefix: string): Promise<StoreCapabilities> {
@@ -334,6 +594,19 @@ class S3Store implements ObjectStore {
     }
     return new LifeboatError("STORAGE_ERROR", `storage error while ${doing}: ${text} ${where}`, { kind: "run", cause: error });
   }
+}
+
+interface LockParameters {
+  ObjectLockMode: "GOVERNANCE" | "COMPLIANCE";
+  ObjectLockRetainUntilDate: Date;
+}
+
+function unquote(etag: string): string {
+  return etag.replace(/^(W\/)?"(.*)"$/, "$2");
+}
+
+function md5Base64(data: Buffer): string {
+  return createHash("md5").update(data).digest("base64");
 }
 
 /** A part read from the stream: `bytes` is a view into a pooled `buffer`. */

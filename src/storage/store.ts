@@ -8,6 +8,7 @@ import { LifeboatError } from "../model/errors.js";
  * Keys are `/`-separated, relative, without `.`/`..` segments; they are built
  * by `layout.ts` only. Errors are `LifeboatError`s with codes:
  * - STORAGE_NOT_FOUND (kind verification): the key does not exist — permanent;
+ * - STORAGE_PRECONDITION_FAILED (kind run): a conditional write lost (412) — permanent for that write;
  * - STORAGE_ACCESS_DENIED, STORAGE_NO_BUCKET, STORAGE_INVALID_KEY (kind usage): permanent;
  * - STORAGE_UNREACHABLE, STORAGE_ERROR (kind run): transient causes were already
  *   retried with back-off inside the store before this surfaced.
@@ -41,6 +42,43 @@ export interface ObjectStore {
   delete(keys: readonly string[]): Promise<void>;
 
   /**
+   * Writes a small object only when `condition` holds, atomically with respect
+   * to every other writer: `{ ifNoneMatch: "*" }` creates the object only if
+   * none exists; `{ ifMatch: etag }` replaces it only if it is still the version
+   * with that etag. Resolves with the new object's etag. Rejects with
+   * STORAGE_PRECONDITION_FAILED when the condition does not hold. A store that
+   * silently ignores conditions is found by `probe` (conditionalWrites: false):
+   * callers that rely on conditions check the probe first.
+   */
+  putConditional(key: string, body: Buffer, condition: WriteCondition): Promise<{ etag: string }>;
+
+  /**
+   * A small object's bytes with its etag (as `putConditional` expects it), or
+   * undefined when it does not exist. Rejects with STORAGE_TOO_LARGE (kind
+   * verification) when the object holds more than `maxBytes`.
+   */
+  getSmall(key: string, maxBytes: number): Promise<{ bytes: Buffer; etag: string } | undefined>;
+
+  /**
+   * Uploads under `prefix` that were started and never completed or aborted:
+   * S3 multipart uploads, the filesystem store's temp files. `prune` aborts the
+   * stale ones.
+   */
+  listPendingUploads(prefix: string): AsyncIterable<PendingUpload>;
+
+  /** Aborts one pending upload and frees its storage; idempotent. */
+  abortPendingUpload(upload: PendingUpload): Promise<void>;
+
+  /**
+   * Proves that Object Lock holds: writes a small canary object under
+   * `canaryPrefix` with the store's configured lock, then tries to delete that
+   * exact version with the store's own credentials (without any bypass). The
+   * lock holds when the store refuses. Stores without Object Lock configured
+   * answer `{ held: false, reason }` without writing anything.
+   */
+  proveImmutability(canaryPrefix: string): Promise<ImmutabilityProof>;
+
+  /**
    * Finds out what the store really enforces by trying it under
    * `<probePrefix>` (and cleaning up). Used to refuse features a store lacks.
    */
@@ -50,12 +88,38 @@ export interface ObjectStore {
 export interface PutOptions {
   signal?: AbortSignal;
   contentType?: string;
+  /**
+   * Write the object under the store's configured Object Lock (a retention date
+   * of now + the configured period). Backup data and manifests ask for it; run
+   * records and other mutable bookkeeping do not. Ignored by stores without a lock.
+   */
+  immutable?: boolean;
 }
+
+export type WriteCondition = { ifNoneMatch: "*" } | { ifMatch: string };
 
 export interface ObjectInfo {
   key: string;
   sizeBytes: number;
   lastModified: Date | undefined;
+  /** From `head` only: the Object Lock retention date of the current version, when it has one. */
+  retainUntil?: Date | undefined;
+}
+
+export interface PendingUpload {
+  key: string;
+  /** The store's id for the upload (the S3 UploadId, the filesystem temp file name). */
+  uploadId: string;
+  startedAt: Date | undefined;
+}
+
+export interface ImmutabilityProof {
+  /** True when the store refused to delete a locked object version. */
+  held: boolean;
+  /** What was tried and what the store answered, for people. */
+  reason: string;
+  mode?: "governance" | "compliance" | undefined;
+  retainUntil?: Date | undefined;
 }
 
 export interface StoreCapabilities {
@@ -63,6 +127,12 @@ export interface StoreCapabilities {
   conditionalWrites: boolean;
   /** Interrupted multipart uploads can be aborted (storage is reclaimed at once). */
   multipartAbort: boolean;
+}
+
+/** How the store should lock backup objects (S3 Object Lock), from `storage.<name>.objectLock`. */
+export interface ObjectLockSettings {
+  mode: "governance" | "compliance";
+  retainMs: number;
 }
 
 /** Rejects keys that could escape a folder or confuse a store. */

@@ -7,12 +7,12 @@ import type { BackupJob, CommandSource, FilesSource } from "../../src/model/job.
 /** Builders for jobs and fixture trees, so tests read like the spec. */
 export function filesJob(paths: string[], overrides: Partial<BackupJob> = {}): BackupJob {
   const source: FilesSource = { type: "files", paths, exclude: [] };
-  return { name: "files-job", source, storage: "test", compression: "zstd", encrypt: true, allowEmpty: false, ...overrides };
+  return { name: "files-job", source, storage: "test", compression: "zstd", encrypt: true, allowEmpty: false, overlap: "skip", catchUp: "one", ...overrides };
 }
 
 export function commandJob(command: string[], restore: string[] | undefined, overrides: Partial<BackupJob> = {}): BackupJob {
   const source: CommandSource = { type: "command", command, restore, env: {} };
-  return { name: "command-job", source, storage: "test", compression: "zstd", encrypt: true, allowEmpty: false, ...overrides };
+  return { name: "command-job", source, storage: "test", compression: "zstd", encrypt: true, allowEmpty: false, overlap: "skip", catchUp: "one", ...overrides };
 }
 
 export function tempDir(label = "lifeboat-test-"): string {
