@@ -7,6 +7,11 @@ export interface Command {
   summary: string;
   usage: string;
   options: NonNullable<ParseArgsConfig["options"]>;
+  /**
+   * The command treats SIGINT/SIGTERM as a normal way to stop (the daemon):
+   * its own exit code stands instead of 130.
+   */
+  stopsOnSignal?: boolean;
   /** Whether the command needs a config file (schema and keygen do not). */
   run(ctx: CommandContext, args: { values: Record<string, unknown>; positionals: string[] }): Promise<number>;
 }

@@ -4,20 +4,25 @@ import { LifeboatError } from "../model/errors.js";
 import { LIFEBOAT_VERSION } from "../version.js";
 import type { Command } from "./command.js";
 import { backupCommand } from "./commands/backup.js";
+import { daemonCommand } from "./commands/daemon.js";
+import { runCommand } from "./commands/run.js";
 import { drillCommand } from "./commands/drill.js";
 import { keygenCommand } from "./commands/keygen.js";
 import { listCommand } from "./commands/list.js";
+import { notifyCommand } from "./commands/notify.js";
 import { probeCommand } from "./commands/probe.js";
+import { pruneCommand } from "./commands/prune.js";
 import { reportCommand } from "./commands/report.js";
 import { restoreCommand } from "./commands/restore.js";
 import { schemaCommand } from "./commands/schema.js";
 import { scratchCommand } from "./commands/scratch.js";
+import { statusCommand } from "./commands/status.js";
 import { validateCommand } from "./commands/validate.js";
 import { verifyCommand } from "./commands/verify.js";
 import { createContext } from "./context.js";
 import { EXIT, createOutput, exitCodeFor, reportError } from "./output.js";
 
-const COMMANDS: Command[] = [validateCommand, backupCommand, listCommand, verifyCommand, restoreCommand, drillCommand, reportCommand, scratchCommand, probeCommand, schemaCommand, keygenCommand];
+const COMMANDS: Command[] = [validateCommand, backupCommand, listCommand, statusCommand, verifyCommand, pruneCommand, restoreCommand, drillCommand, reportCommand, scratchCommand, daemonCommand, runCommand, probeCommand, notifyCommand, schemaCommand, keygenCommand];
 
 const GLOBAL_OPTIONS = {
   config: { type: "string", short: "c" },
@@ -81,7 +86,7 @@ async function main(argv: string[]): Promise<number> {
   const onSignal = (signal: NodeJS.Signals) => {
     interrupts++;
     if (interrupts > 1) process.exit(EXIT.interrupted);
-    output.err(`\n${signal}: stopping (press again to quit at once)`);
+    output.err(command.stopsOnSignal ? `${signal}: stopping (again to quit at once)` : `\n${signal}: stopping (press again to quit at once)`);
     controller.abort(new LifeboatError("INTERRUPTED", `interrupted by ${signal}`, { kind: "interrupted" }));
   };
   process.on("SIGINT", onSignal);
@@ -90,10 +95,10 @@ async function main(argv: string[]): Promise<number> {
   try {
     const ctx = createContext(options, output, controller.signal);
     const code = await command.run(ctx, { values, positionals: parsed.positionals });
-    return controller.signal.aborted ? EXIT.interrupted : code;
+    return controller.signal.aborted && !command.stopsOnSignal ? EXIT.interrupted : code;
   } catch (error) {
     reportError(output, error);
-    return controller.signal.aborted ? EXIT.interrupted : exitCodeFor(error);
+    return controller.signal.aborted && !command.stopsOnSignal ? EXIT.interrupted : exitCodeFor(error);
   }
 }
 
