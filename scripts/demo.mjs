@@ -2,7 +2,9 @@
 // The quick start: back up the sample folder to the embedded default store,
 // list the catalog, verify the backup, then run the demo drill: restore the
 // backup into a scratch folder, check it, measure RTO and RPO, write the
-// reports, and show the drill history. Every step runs the real CLI.
+// reports, and show the drill history; then one idempotent scheduled run
+// (what the daemon and external schedulers do), the status table and a prune
+// plan. Every step runs the real CLI.
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -29,4 +31,8 @@ step("the catalog, read from the store", ["list"]);
 step("read the backup back: size, SHA-256, decryption", ["verify", "sample"]);
 step("the drill in plans/demo.yaml: restore into scratch, check, measure RTO and RPO", ["drill", "demo"]);
 step("every demo drill so far, from the store", ["report", "demo", "--history"]);
+step("one scheduled run, as a Kubernetes CronJob or systemd timer would start it", ["run", "sample", "--scheduled-at", "auto"]);
+step("the same slot again: it already ran, so nothing happens", ["run", "sample", "--scheduled-at", "auto"]);
+step("per job: last good backup, RPO exposure, next run, last drill", ["status"]);
+step("what the retention policy would remove, and why each backup stays", ["prune", "--dry-run"]);
 process.stdout.write("\nDemo complete. Open the report.html printed above in a browser to see the drill's timeline.\n");

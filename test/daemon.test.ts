@@ -276,7 +276,7 @@ daemon:
 
     const second = startDaemon(dir);
     await second.ready;
-    expect(second.stderr()).toContain("1 abandoned runs marked");
+    expect(second.stderr()).toContain("1 abandoned run marked");
     await until("the retried catch-up", () => logLines(second.stderr(), "scheduled backup finished")[0]);
     second.child.kill("SIGTERM");
     expect((await second.exited).code).toBe(0);

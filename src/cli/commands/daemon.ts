@@ -22,12 +22,16 @@ export const daemonCommand: Command = {
         if (ctx.output.json) ctx.output.printJson({ event: "ready", ...info });
         else
           ctx.output.err(
-            `lifeboat daemon ${info.instance}: ${info.jobs} jobs and ${info.drills} drills scheduled (${mode}), ${info.catchUp} catch-up runs, ${info.abandoned} abandoned runs marked; ${info.url}/metrics and /healthz; started in ${formatDuration(info.startMs)}`,
+            `lifeboat daemon ${info.instance}: ${count(info.jobs, "job")} and ${count(info.drills, "drill")} scheduled (${mode}), ${count(info.catchUp, "catch-up run")}, ${count(info.abandoned, "abandoned run")} marked; ${info.url}/metrics and /healthz; started in ${formatDuration(info.startMs)}`,
           );
       },
     });
     if (ctx.output.json) ctx.output.printJson({ event: "stopped", ...summary });
-    else ctx.output.err(`lifeboat daemon stopped: ${summary.runs} runs${summary.aborted ? `, ${summary.aborted} aborted at the end of the grace period` : ""}`);
+    else ctx.output.err(`lifeboat daemon stopped: ${count(summary.runs, "run")}${summary.aborted ? `, ${summary.aborted} aborted at the end of the grace period` : ""}`);
     return EXIT.ok;
   },
 };
+
+function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? "" : "s"}`;
+}
