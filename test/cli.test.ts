@@ -81,7 +81,7 @@ jobs:
     expect(result.code).toBe(0);
     const schema = JSON.parse(result.stdout) as { $schema: string; properties: Record<string, unknown> };
     expect(schema.$schema).toMatch(/json-schema/);
-    expect(Object.keys(schema.properties)).toEqual(["storage", "encryption", "jobs", "scratch", "drills"]);
+    expect(Object.keys(schema.properties)).toEqual(["storage", "encryption", "jobs", "scratch", "drills", "daemon", "prune", "notifications"]);
   });
 
   it("creates an age identity readable only by its owner, and never overwrites one", async () => {

@@ -1,10 +1,11 @@
 import { Readable } from "node:stream";
 import { LifeboatError } from "../model/errors.js";
+import { mapLimit } from "../model/map-limit.js";
 import { checkManifest, type Manifest } from "../model/manifest.js";
 import type { Layout } from "../storage/layout.js";
 import { VERIFICATION_NAME } from "../storage/layout.js";
 import { readJsonObject } from "./small-object.js";
-import type { ObjectStore } from "../storage/store.js";
+import type { ObjectInfo, ObjectStore } from "../storage/store.js";
 
 /**
  * The bucket is the catalog: a backup exists when its manifest does. Listing
@@ -33,32 +34,77 @@ export interface VerificationRecord {
 
 const MAX_MANIFEST_BYTES = 1024 * 1024;
 
-export async function listBackups(store: ObjectStore, layout: Layout, job?: string): Promise<CatalogEntry[]> {
-  const manifests: Array<{ job: string; id: string; key: string }> = [];
+/**
+ * Checked manifests by key, for a long-running process (the daemon) that lists
+ * the same folders again and again. A manifest is written once and never
+ * changed, so an entry stays valid while the object's size and time are the
+ * same; anything else is read again.
+ */
+export class ManifestCache {
+  private readonly entries = new Map<string, { stamp: string; manifest: Manifest | undefined; problems: string[] }>();
+
+  get(object: ObjectInfo): { manifest: Manifest | undefined; problems: string[] } | undefined {
+    const hit = this.entries.get(object.key);
+    return hit && hit.stamp === stampOf(object) ? hit : undefined;
+  }
+
+  set(object: ObjectInfo, value: { manifest: Manifest | undefined; problems: string[] }): void {
+    this.entries.set(object.key, { stamp: stampOf(object), ...value });
+  }
+
+  /** Forgets the keys that were not seen under `prefix` in the latest listing. */
+  retainOnly(prefix: string, seen: ReadonlySet<string>): void {
+    for (const key of this.entries.keys()) if (key.startsWith(prefix) && !seen.has(key)) this.entries.delete(key);
+  }
+}
+
+function stampOf(object: ObjectInfo): string {
+  return `${object.sizeBytes}:${object.lastModified?.getTime() ?? ""}`;
+}
+
+export interface ListOptions {
+  /** Reuse manifests read before (the daemon keeps one). */
+  cache?: ManifestCache;
+  /** Also read each backup's verification.json (default true). */
+  verifications?: boolean;
+}
+
+export async function listBackups(store: ObjectStore, layout: Layout, job?: string, options: ListOptions = {}): Promise<CatalogEntry[]> {
+  const manifests: Array<{ job: string; id: string; object: ObjectInfo }> = [];
   const verifications = new Set<string>();
-  for await (const object of store.list(layout.listPrefix(job))) {
+  const prefix = layout.listPrefix(job);
+  for await (const object of store.list(prefix)) {
     const parsed = layout.parseManifestKey(object.key);
-    if (parsed) manifests.push({ ...parsed, key: object.key });
+    if (parsed) manifests.push({ ...parsed, object });
     else if (object.key.endsWith(`/${VERIFICATION_NAME}`)) verifications.add(object.key);
   }
-  const entries = await mapLimit(manifests, 8, async ({ job, id, key }): Promise<CatalogEntry> => {
-    const entry: CatalogEntry = { job, id, manifestKey: key, manifest: undefined, problems: [], verification: undefined };
-    try {
-      const raw = await readJsonObject(store, key, MAX_MANIFEST_BYTES);
-      const check = checkManifest(raw, { job, id });
-      if (check.ok) entry.manifest = check.manifest;
-      else entry.problems = check.problems;
-    } catch (error) {
-      if (error instanceof LifeboatError && error.code !== "CATALOG_JSON_INVALID") throw error;
-      entry.problems = [(error as Error).message];
+  const { cache } = options;
+  cache?.retainOnly(prefix, new Set(manifests.map((m) => m.object.key)));
+  const entries = await mapLimit(manifests, 8, async ({ job, id, object }): Promise<CatalogEntry> => {
+    let read = cache?.get(object);
+    if (!read) {
+      read = await readManifest(store, object.key, { job, id });
+      cache?.set(object, read);
     }
+    const entry: CatalogEntry = { job, id, manifestKey: object.key, ...read, verification: undefined };
     const verificationKey = layout.verificationKey(job, id);
-    if (verifications.has(verificationKey)) {
+    if (options.verifications !== false && verifications.has(verificationKey)) {
       entry.verification = (await readJsonObject(store, verificationKey, MAX_MANIFEST_BYTES).catch(() => undefined)) as VerificationRecord | undefined;
     }
     return entry;
   });
   return entries.sort((a, b) => a.job.localeCompare(b.job) || a.id.localeCompare(b.id));
+}
+
+/** Reads and checks one manifest; a malformed one is reported in `problems`, never used. */
+async function readManifest(store: ObjectStore, key: string, expected: { job: string; id: string }): Promise<{ manifest: Manifest | undefined; problems: string[] }> {
+  try {
+    const check = checkManifest(await readJsonObject(store, key, MAX_MANIFEST_BYTES), expected);
+    return check.ok ? { manifest: check.manifest, problems: [] } : { manifest: undefined, problems: check.problems };
+  } catch (error) {
+    if (error instanceof LifeboatError && error.code !== "CATALOG_JSON_INVALID") throw error;
+    return { manifest: undefined, problems: [(error as Error).message] };
+  }
 }
 
 export interface BackupSelector {
@@ -108,17 +154,4 @@ export async function resolveBackup(store: ObjectStore, layout: Layout, job: str
 export async function writeVerification(store: ObjectStore, layout: Layout, manifest: Manifest, record: VerificationRecord): Promise<void> {
   const body = Buffer.from(`${JSON.stringify(record, null, 2)}\n`);
   await store.put(layout.verificationKey(manifest.job, manifest.id), Readable.from([body]), { contentType: "application/json" });
-}
-
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const index = next++;
-      results[index] = await fn(items[index]!);
-    }
-  });
-  await Promise.all(workers);
-  return results;
 }

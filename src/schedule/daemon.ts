@@ -1,6 +1,7 @@
 import type { LifeboatConfig } from "../config/load.js";
 import { checkPlan } from "../config/load-plan.js";
 import { applyPrune, planPrune, type PruneResult } from "../catalog/prune.js";
+import { ManifestCache } from "../catalog/catalog.js";
 import { listDrillReports } from "../catalog/drill-reports.js";
 import type { Logger } from "../log/logger.js";
 import { LifeboatError } from "../model/errors.js";
@@ -105,7 +106,9 @@ export async function runDaemon(request: DaemonRequest): Promise<DaemonSummary> 
 
   // Freshness from storage: metrics, catch-up, and downtime.
   const now = timers.now();
-  let freshness: JobFreshness[] = await readFreshness(config, (job) => request.stores(job.storage), now);
+  // Manifests never change once written: the daemon reads each one once, however often it looks.
+  const manifests = new ManifestCache();
+  let freshness: JobFreshness[] = await readFreshness(config, (job) => request.stores(job.storage), now, { cache: manifests });
   metrics.setFreshness(freshness);
   for (const plan of drills.map((d) => d.plan)) {
     const { store, layout } = await request.stores(plan.storage);
@@ -265,7 +268,7 @@ export async function runDaemon(request: DaemonRequest): Promise<DaemonSummary> 
     if (checking) return;
     checking = true;
     try {
-      freshness = await readFreshness(config, (job) => request.stores(job.storage), timers.now());
+      freshness = await readFreshness(config, (job) => request.stores(job.storage), timers.now(), { cache: manifests });
       metrics.setFreshness(freshness);
       for (const f of freshness) {
         if (f.overTarget && !over.has(f.job)) {

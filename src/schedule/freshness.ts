@@ -1,6 +1,7 @@
-import { listBackups } from "../catalog/catalog.js";
+import { listBackups, type ManifestCache } from "../catalog/catalog.js";
 import type { LifeboatConfig } from "../config/load.js";
 import { LifeboatError } from "../model/errors.js";
+import { mapLimit } from "../model/map-limit.js";
 import { rpoExposure } from "../model/freshness.js";
 import type { BackupJob } from "../model/job.js";
 import type { Manifest } from "../model/manifest.js";
@@ -38,13 +39,14 @@ export async function readFreshness(
   config: LifeboatConfig,
   storeFor: (job: BackupJob) => Promise<{ store: ObjectStore; layout: Layout }>,
   now: Date,
+  options: { cache?: ManifestCache } = {},
 ): Promise<JobFreshness[]> {
-  const result: JobFreshness[] = [];
-  for (const job of Object.values(config.jobs)) {
+  // A few jobs at a time: one listing each, and manifests only when they are not in the cache.
+  return mapLimit(Object.values(config.jobs), 8, async (job): Promise<JobFreshness> => {
     const { store, layout } = await storeFor(job);
-    const manifest = await newestBackup(store, layout, job.name);
+    const manifest = await newestBackup(store, layout, job.name, options.cache);
     const { exposureMs, overTarget } = rpoExposure(manifest ? new Date(manifest.consistentAt) : undefined, now, job.rpoMs);
-    result.push({
+    return {
       job: job.name,
       storage: job.storage,
       newest: manifest
@@ -60,15 +62,14 @@ export async function readFreshness(
       rpoMs: job.rpoMs,
       overTarget,
       nextRun: nextRunOf(job, now),
-    });
-  }
-  return result;
+    };
+  });
 }
 
 /** The newest usable backup of one job, by consistentAt (then id), as `resolveBackup` picks it. */
-async function newestBackup(store: ObjectStore, layout: Layout, job: string): Promise<Manifest | undefined> {
+async function newestBackup(store: ObjectStore, layout: Layout, job: string, cache: ManifestCache | undefined): Promise<Manifest | undefined> {
   let newest: Manifest | undefined;
-  for (const entry of await listBackups(store, layout, job)) {
+  for (const entry of await listBackups(store, layout, job, { verifications: false, ...(cache ? { cache } : {}) })) {
     const m = entry.manifest;
     if (!m) continue;
     const order = newest === undefined ? 1 : Date.parse(m.consistentAt) - Date.parse(newest.consistentAt) || m.id.localeCompare(newest.id);

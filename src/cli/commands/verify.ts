@@ -1,6 +1,7 @@
 import { listBackups } from "../../catalog/catalog.js";
 import { verifyBackup } from "../../catalog/verify.js";
 import { LifeboatError } from "../../model/errors.js";
+import { mapLimit } from "../../model/map-limit.js";
 import type { Manifest } from "../../model/manifest.js";
 import { formatDuration } from "../../model/duration.js";
 import { EXIT } from "../output.js";
@@ -128,17 +129,4 @@ async function verifyImmutability(ctx: CommandContext, jobNames: string[], id: s
     });
   } else if (storages.length === 0) ctx.output.out("no storage to check");
   return ok ? EXIT.ok : EXIT.failed;
-}
-
-async function mapLimit<T, R>(items: readonly T[], limit: number, run: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await run(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
 }
