@@ -151,7 +151,6 @@ export async function runDaemon(request: DaemonRequest): Promise<DaemonSummary> 
     const ledger = ledgers.get(storage)!;
     const controller = new AbortController();
     aborts.add(controller);
-    metrics.setRunning(scheduler.running);
     const unitLog = log.child({ kind: unit.kind, name: unit.name, scheduledAt: slot.toISOString(), trigger });
     // A catch-up is for a job that is behind: its slot is retried even if an earlier attempt failed or was abandoned.
     const retry = trigger === "catch-up";
@@ -182,7 +181,6 @@ export async function runDaemon(request: DaemonRequest): Promise<DaemonSummary> 
       }
     } finally {
       aborts.delete(controller);
-      metrics.setRunning(Math.max(0, scheduler.running - 1));
     }
   };
 
@@ -251,16 +249,19 @@ export async function runDaemon(request: DaemonRequest): Promise<DaemonSummary> 
         log.warn({ kind: event.unit.kind, name: event.unit.name, slots: event.slots.length, first: event.slots[0]?.toISOString() }, "scheduled runs missed while the process was paused; the newest runs");
         break;
       case "started":
+        metrics.setRunning(scheduler.running);
         log.info({ kind: event.unit.kind, name: event.unit.name, scheduledAt: at, trigger: event.trigger, latenessMs: event.latenessMs }, "scheduled run started");
         break;
       case "finished":
+        metrics.setRunning(scheduler.running);
         break;
     }
   };
 
   const scheduler = new Scheduler(units, { concurrency: config.daemon.concurrency, run: runUnit, timers, onEvent });
 
-  // RPO exposure, from storage, on a timer; a notification when a job goes over its target.
+  // On a timer: runs whose daemon vanished elsewhere are marked abandoned, and RPO exposure is
+  // re-read from storage, with a notification when a job goes over its target.
   const over = new Set<string>(freshness.filter((f) => f.overTarget).map((f) => f.job));
   for (const f of freshness.filter((f) => f.overTarget)) void notifier.notify(rpoEvent(f));
   let checking = false;
@@ -268,6 +269,9 @@ export async function runDaemon(request: DaemonRequest): Promise<DaemonSummary> 
     if (checking) return;
     checking = true;
     try {
+      for (const ledger of ledgers.values()) {
+        for (const record of await ledger.sweepAbandoned()) log.warn({ kind: record.kind, name: record.name, scheduledAt: record.scheduledAt }, "run abandoned by a stopped daemon");
+      }
       freshness = await readFreshness(config, (job) => request.stores(job.storage), timers.now(), { cache: manifests });
       metrics.setFreshness(freshness);
       for (const f of freshness) {

@@ -283,6 +283,8 @@ export class Claim {
   private timer: NodeJS.Timeout | undefined;
   private lostError: LifeboatError | undefined;
   private renewing: Promise<void> = Promise.resolve();
+  /** Writes of the run record, one after the other (each needs the etag of the one before). */
+  private recordWrites: Promise<unknown> = Promise.resolve();
   private readonly lostListeners: Array<(error: LifeboatError) => void> = [];
 
   constructor(
@@ -312,9 +314,17 @@ export class Claim {
   }
 
   /** Records what the run is producing (the backup id), so prune leaves its objects alone. */
-  async setResultId(id: string): Promise<void> {
-    this.record = { ...this.record, resultId: id };
-    this.recordEtag = await this.ledger.writeRecord(this.recordKey, this.record, this.recordEtag);
+  setResultId(id: string): Promise<void> {
+    return this.writeRecord({ ...this.record, resultId: id });
+  }
+
+  private writeRecord(record: RunRecord): Promise<void> {
+    const write = this.recordWrites.catch(() => {}).then(async () => {
+      this.recordEtag = await this.ledger.writeRecord(this.recordKey, record, this.recordEtag);
+      this.record = record;
+    });
+    this.recordWrites = write;
+    return write;
   }
 
   /** Renews the lease now; resolves with the fencing token, rejects when the lease was lost. */
@@ -344,14 +354,14 @@ export class Claim {
   async finish(outcome: { status: Exclude<RunStatus, "running" | "abandoned">; resultId?: string | undefined; error?: { code: string; message: string } | undefined; finishedAt: Date }): Promise<RunRecord> {
     if (this.timer) clearInterval(this.timer);
     await this.renewing;
-    this.record = {
+    await this.recordWrites.catch(() => {});
+    await this.writeRecord({
       ...this.record,
       status: outcome.status,
       finishedAt: outcome.finishedAt.toISOString(),
       ...(outcome.resultId ? { resultId: outcome.resultId } : {}),
       ...(outcome.error ? { error: outcome.error } : {}),
-    };
-    this.recordEtag = await this.ledger.writeRecord(this.recordKey, this.record, this.recordEtag);
+    });
     if (!this.lostError) await this.ledger.releaseLease(this.leaseKey, this.lease, this.leaseEtag);
     return this.record;
   }
