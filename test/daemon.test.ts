@@ -213,6 +213,67 @@ notifications:
     }
   });
 
+  it("runs a scheduled drill, stores its report, exports its verdict and notifies when it does not pass", async () => {
+    const dir = workDir();
+    const hook = await receiver();
+    try {
+      await import("node:fs/promises").then((fs) => fs.mkdir(join(dir, "docs")));
+      writeFileSync(join(dir, "docs", "runbook.md"), "# runbook\n");
+      writeFileSync(
+        join(dir, "drill.yaml"),
+        `name: nightly
+targets: { rto: 1m, rpo: 1d }
+scratch:
+  files: { type: directory }
+steps:
+  - name: restore docs
+    restore: { job: docs, into: files }
+  - name: the runbook is there
+    verify: { on: files, files: { exist: [docs/runbook.md] } }
+  - name: the changelog is there
+    verify: { on: files, files: { exist: [docs/CHANGELOG.md] } }
+`,
+      );
+      writeFileSync(
+        join(dir, "lifeboat.yaml"),
+        `jobs:
+  docs:
+    source: { type: files, paths: [./docs] }
+drills:
+  nightly: { plan: drill.yaml, schedule: "*/3 * * * * *" }
+daemon:
+  listen: "127.0.0.1:0"
+notifications:
+  ops: { type: webhook, url: "${hook.url}", on: [drill-failed] }
+`,
+      );
+      const backup = await lifeboat(["-c", join(dir, "lifeboat.yaml"), "backup", "docs"], { cwd: dir });
+      expect(backup.code, backup.stderr).toBe(0);
+      const daemon = startDaemon(dir);
+      expect(await daemon.ready).toMatch(/^http:/);
+      await until("the drill's notification", () => hook.events.find((e) => e.event === "drill-failed"), 20_000);
+      daemon.child.kill("SIGTERM");
+      const exit = await daemon.exited;
+      expect(exit.code, exit.stderr).toBe(0);
+
+      const finished = logLines(exit.stderr, "scheduled drill finished");
+      expect(finished[0]).toMatchObject({ name: "nightly", verdict: "failed" });
+      expect(hook.events.find((e) => e.event === "drill-failed")?.data).toMatchObject({ plan: "nightly", verdict: "failed", drillId: finished[0]!.drillId });
+      const report = await lifeboat(["-c", join(dir, "lifeboat.yaml"), "--json", "report", "nightly"], { cwd: dir });
+      expect(JSON.parse(report.stdout)).toMatchObject({ verdict: "failed" });
+      // The metrics were scraped before the stop: ask a second daemon, which seeds them from the stored report.
+      const again = startDaemon(dir);
+      const url2 = await again.ready;
+      const metrics = await (await fetch(`${url2}/metrics`)).text();
+      expect(metrics).toMatch(/^lifeboat_drill_last_verdict\{plan="nightly",verdict="failed"\} 1$/m);
+      expect(metrics).toMatch(/^lifeboat_drill_rto_target_seconds\{plan="nightly"\} 60$/m);
+      again.child.kill("SIGTERM");
+      expect((await again.exited).code).toBe(0);
+    } finally {
+      await hook.close();
+    }
+  });
+
   it("on SIGTERM during a backup aborts it after the grace period: the multipart upload is aborted, no manifest, the run is recorded interrupted, exit 0", async () => {
     const server = s3Servers().find((s) => s.name === "radosgw")!;
     const bucket = await createTestBucket(server, "daemon-term");
