@@ -713,3 +713,41 @@ export function table(headers, rows, alignRight) {
 export function verdict(ok) {
   return ok === undefined ? "n/a" : ok ? "PASS" : "MISS";
 }
+
+// --- one long-running process (bench/daemon-bench.mjs) ------------------------------
+
+/** Clock ticks per second of the /proc CPU figures (getconf CLK_TCK). */
+export const clockTicksPerSecond = CLK_TCK;
+
+/** utime + stime of one process in clock ticks (its own threads, not its children), or undefined when gone. */
+export function processCpuTicks(pid) {
+  return readStat(`/proc/${pid}/stat`)?.ticks;
+}
+
+/** VmRSS and VmHWM of one process in KiB, or undefined when gone. */
+export function processMemoryKiB(pid) {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "latin1");
+    const field = (name) => Number(new RegExp(`${name}:\\s+(\\d+)\\s+kB`).exec(status)?.[1]);
+    return { rssKiB: field("VmRSS"), hwmKiB: field("VmHWM") };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Busy and total clock ticks of the whole machine since boot (/proc/stat, first line). */
+export function machineCpuTicks() {
+  return machineTicks();
+}
+
+/**
+ * Lets cleanup() (a failure, Ctrl-C) stop a child this bench spawned itself,
+ * by pid, and wait for it; it leaves the set when it exits.
+ */
+export function trackChild(child) {
+  running.add(child);
+  const forget = () => running.delete(child);
+  child.once("exit", forget);
+  child.once("error", forget);
+  return child;
+}

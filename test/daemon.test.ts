@@ -14,7 +14,18 @@ import { spawn, type ChildProcess } from "node:child_process";
  * lifeboat.yaml, real stores (the filesystem store, Ceph RGW, s3rver), signals.
  */
 const dirs: string[] = [];
+/** Every daemon a test started: a failed test must not leave one running. */
+const daemons: ChildProcess[] = [];
 afterAll(() => {
+  for (const child of daemons) {
+    if (child.exitCode === null && child.signalCode === null) {
+      try {
+        process.kill(-child.pid!, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+  }
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -57,6 +68,7 @@ function startDaemon(dir: string, env: Record<string, string> = {}): DaemonProce
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,
   });
+  daemons.push(child);
   let stdout = "";
   let stderr = "";
   let onReady: (url: string) => void = () => {};

@@ -30,7 +30,22 @@ export class CronSchedule {
       throw new Error("node-cron no longer exposes its time matcher; pin a compatible node-cron version");
     }
     this.matcher = task.timeMatcher;
+    // Only the matcher is used: take the task out of node-cron's global registry.
+    void (task as unknown as { destroy(): void | Promise<void> }).destroy();
     this.fields = wallFields(expression);
+  }
+
+  private static readonly parsed = new Map<string, CronSchedule>();
+
+  /** The schedule for an expression and zone, parsed once per process (they are immutable). */
+  static of(expression: string, timezone: string | undefined): CronSchedule {
+    const key = `${timezone ?? ""} ${expression}`;
+    let schedule = CronSchedule.parsed.get(key);
+    if (!schedule) {
+      schedule = new CronSchedule(expression, timezone);
+      CronSchedule.parsed.set(key, schedule);
+    }
+    return schedule;
   }
 
   /** The first slot strictly after `after`. */

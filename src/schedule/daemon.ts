@@ -73,8 +73,8 @@ export async function runDaemon(request: DaemonRequest): Promise<DaemonSummary> 
   const jobs = Object.values(config.jobs).filter((j): j is BackupJob & { schedule: string } => j.schedule !== undefined);
   const drills = loadScheduledDrills(config);
   const units: ScheduledUnit[] = [
-    ...jobs.map((job) => ({ id: `backup:${job.name}`, kind: "backup" as const, name: job.name, schedule: new CronSchedule(job.schedule, job.timezone), overlap: job.overlap, catchUp: job.catchUp })),
-    ...drills.map(({ plan, schedule, timezone }) => ({ id: `drill:${plan.name}`, kind: "drill" as const, name: plan.name, schedule: new CronSchedule(schedule, timezone), overlap: "skip" as const, catchUp: "none" as const })),
+    ...jobs.map((job) => ({ id: `backup:${job.name}`, kind: "backup" as const, name: job.name, schedule: CronSchedule.of(job.schedule, job.timezone), overlap: job.overlap, catchUp: job.catchUp })),
+    ...drills.map(({ plan, schedule, timezone }) => ({ id: `drill:${plan.name}`, kind: "drill" as const, name: plan.name, schedule: CronSchedule.of(schedule, timezone), overlap: "skip" as const, catchUp: "none" as const })),
   ];
   const storageOf = (unit: ScheduledUnit) => (unit.kind === "backup" ? config.jobs[unit.name]!.storage : drills.find((d) => d.plan.name === unit.name)!.plan.storage);
   const storageNames = [...new Set(units.map(storageOf))].sort();

@@ -81,7 +81,7 @@ async function newestBackup(store: ObjectStore, layout: Layout, job: string, cac
 function nextRunOf(job: BackupJob, now: Date): Date | undefined {
   if (job.schedule === undefined) return undefined;
   try {
-    return new CronSchedule(job.schedule, job.timezone).next(now);
+    return CronSchedule.of(job.schedule, job.timezone).next(now);
   } catch (error) {
     throw new LifeboatError("SCHEDULE_INVALID", `the schedule of job "${job.name}" cannot be used: ${(error as Error).message}`, { kind: "usage", cause: error });
   }

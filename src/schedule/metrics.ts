@@ -52,7 +52,8 @@ export class DaemonMetrics {
 
   constructor() {
     const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry });
+    // Event-loop lag sampled every 100 ms, not prom-client's 10 ms: an idle daemon should sleep.
+    collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 100 });
     this.lastSuccess = new Gauge({ name: "lifeboat_backup_last_success_timestamp_seconds", help: "When the newest complete backup of the job finished (Unix time)", labelNames: ["job"], registers });
     this.lastConsistent = new Gauge({ name: "lifeboat_backup_last_consistent_timestamp_seconds", help: "The point in time the newest complete backup of the job represents (its consistentAt, Unix time)", labelNames: ["job"], registers });
     this.duration = new Histogram({ name: "lifeboat_backup_duration_seconds", help: "How long successful backups took", labelNames: ["job"], buckets: DURATION_BUCKETS_SECONDS, registers });

@@ -66,7 +66,7 @@ export const runCommand: Command = {
 function scheduledAt(given: string, schedule: string | undefined, timezone: string | undefined, job: string): Date {
   if (given === "auto") {
     if (!schedule) throw new LifeboatError("USAGE", `--scheduled-at auto needs a schedule on job "${job}"`, { kind: "usage", hint: "give the time instead, e.g. --scheduled-at 2026-12-06T02:30:00Z" });
-    const slot = new CronSchedule(schedule, timezone).previous(new Date());
+    const slot = CronSchedule.of(schedule, timezone).previous(new Date());
     if (!slot) throw new LifeboatError("USAGE", `job "${job}" had no scheduled time in the last 400 days`, { kind: "usage" });
     return slot;
   }
