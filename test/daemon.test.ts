@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage } from "node:http";
 import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { AddressInfo } from "node:net";
-import { ListMultipartUploadsCommand } from "@aws-sdk/client-s3";
+import { GetObjectCommand, ListMultipartUploadsCommand } from "@aws-sdk/client-s3";
 import { afterAll, describe, expect, it } from "vitest";
 import { CLI, lifeboat, type Run } from "./support/cli.js";
 import { tempDir } from "./support/builders.js";
@@ -164,6 +164,22 @@ describe("lifeboat run JOB --scheduled-at T (external schedulers)", () => {
   });
 });
 
+describe("lifeboat run while the same slot runs elsewhere", () => {
+  it("waits for the other attempt and reports its real outcome, never a success it did not see", async () => {
+    const dir = workDir();
+    writeFileSync(join(dir, "lifeboat.yaml"), `jobs:\n  slow:\n    source: { type: command, command: [bash, -c, "sleep 3; echo done"] }\n`);
+    const run = () => lifeboat(["-c", join(dir, "lifeboat.yaml"), "run", "slow", "--scheduled-at", "2026-12-06T03:00:00Z"], { cwd: dir });
+    const first = run();
+    await until("the first attempt's run record", () => runRecord(join(dir, ".lifeboat", "store"), "slow", "2026-12-06T03:00:00.000Z"));
+    const second = await run();
+    expect(second.stderr).toMatch(/running on \S+; waiting for it to finish/);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stdout).toMatch(/already succeeded \(backup \S+\); nothing to do/);
+    expect((await first).code).toBe(0);
+    expect(manifests(join(dir, ".lifeboat", "store"), "slow")).toHaveLength(1);
+  });
+});
+
 describe("lifeboat daemon", () => {
   it("runs catch-up once after downtime, notifies about the downtime and a failed backup, serves /metrics and /healthz, and exits 0 on SIGTERM", async () => {
     const dir = workDir();
@@ -319,9 +335,11 @@ daemon:
     expect(await uploads()).toEqual([]);
     expect(await listJson(dir, s3Env(server))).toEqual([]);
     const slot = logLines(exit.stderr, "scheduled run started")[0]!.scheduledAt as string;
-    const ledger = await lifeboat(["-c", join(dir, "lifeboat.yaml"), "run", "slow", "--scheduled-at", slot, "--json"], { cwd: dir, env: s3Env(server), onSpawn: (c) => setTimeout(() => c.kill("SIGINT"), 1500) });
-    // The interrupted slot is retried by `run` (it says so in its record).
-    expect(ledger.code).toBe(130);
+    const compact = slot.replace(/[-:]/g, "").replace(/\.\d{3}Z$/, "Z");
+    const record = await client.send(new GetObjectCommand({ Bucket: bucket, Key: `.lifeboat/runs/backup/slow/${compact}.json` }));
+    expect(JSON.parse(await record.Body!.transformToString())).toMatchObject({ status: "interrupted", error: { code: "INTERRUPTED" } });
+    const lease = await client.send(new GetObjectCommand({ Bucket: bucket, Key: ".lifeboat/leases/backup/slow.json" }));
+    expect(JSON.parse(await lease.Body!.transformToString())).toMatchObject({ holder: null, fencingToken: 1 });
     client.destroy();
   });
 

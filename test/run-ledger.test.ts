@@ -1,14 +1,16 @@
 import { describe, expect, it } from "vitest";
 import { hostname } from "node:os";
 import { Layout } from "../src/storage/layout.js";
-import { RunLedger, type Claim, type NotClaimed, type Owner } from "../src/schedule/run-ledger.js";
+import { RunLedger, newOwner, type Claim, type NotClaimed, type Owner } from "../src/schedule/run-ledger.js";
 import { storesUnderTest } from "./support/stores.js";
 
 const layout = new Layout("ledger/");
 const SLOT = new Date("2026-12-06T02:30:00Z");
 
-function owner(name: string, pid = process.pid): Owner {
-  return { instance: name, host: hostname(), pid };
+const THIS_MACHINE = newOwner().machine;
+
+function owner(name: string, pid = process.pid, machine = THIS_MACHINE): Owner {
+  return { instance: name, host: hostname(), pid, ...(machine ? { machine } : {}) };
 }
 
 function isClaim(result: Claim | NotClaimed): result is Claim {
@@ -108,6 +110,73 @@ describe.each(strict)("the run ledger on $name", (kind) => {
       await expect(stale.fence()).rejects.toMatchObject({ code: "RUN_LEASE_LOST" });
       expect(lost).toBeDefined();
       await fresh.finish({ status: "succeeded", finishedAt: new Date(now) });
+    } finally {
+      cleanup();
+    }
+  });
+
+  it("abandons the run of a holder it takes over from, so no record stays running forever", async () => {
+    const { store, cleanup } = await kind.open();
+    try {
+      let now = Date.parse("2026-12-06T02:30:00Z");
+      const clock = () => new Date(now);
+      const gone = new RunLedger({ store, layout, leaseMs: 10_000, owner: owner("gone", process.pid, "another-machine"), now: clock });
+      await gone.claim("backup", "orders", SLOT, "schedule");
+      now += 60_000;
+      const next = new RunLedger({ store, layout, leaseMs: 10_000, owner: owner("next"), now: clock });
+      // No sweep first: the takeover itself settles the old slot.
+      const later = (await next.claim("backup", "orders", new Date(SLOT.getTime() + 60_000), "schedule")) as Claim;
+      expect(later.fencingToken).toBe(2);
+      expect(await next.record("backup", "orders", SLOT)).toMatchObject({ status: "abandoned", error: { code: "RUN_ABANDONED" } });
+      const retried = await next.claim("backup", "orders", SLOT, "external", { retry: true });
+      expect(retried).toMatchObject({ claimed: false, reason: "busy" });
+      await later.finish({ status: "succeeded", finishedAt: clock() });
+      expect((await next.claim("backup", "orders", SLOT, "external", { retry: true })).claimed).toBe(true);
+    } finally {
+      cleanup();
+    }
+  });
+
+  it("renews one lease at a time: overlapping renewals never make a holder lose its own lease", async () => {
+    const { store, cleanup } = await kind.open();
+    try {
+      const ledger = new RunLedger({ store, layout, leaseMs: 60_000, owner: owner("a") });
+      const claim = (await ledger.claim("backup", "orders", SLOT, "schedule")) as Claim;
+      let lost = false;
+      claim.onLost(() => (lost = true));
+      const tokens = await Promise.all([claim.fence(), claim.fence(), claim.fence()]);
+      expect(tokens).toEqual([1, 1, 1]);
+      expect(lost).toBe(false);
+      await claim.finish({ status: "succeeded", finishedAt: new Date() });
+    } finally {
+      cleanup();
+    }
+  });
+
+  it("never takes over a live lease of a process with the same pid on another machine (a container with the same host name)", async () => {
+    const { store, cleanup } = await kind.open();
+    try {
+      const elsewhere = new RunLedger({ store, layout, leaseMs: 3_600_000, owner: owner("twin", DEAD_PID, "other-boot/pid:[1]") });
+      await elsewhere.claim("backup", "orders", SLOT, "schedule");
+      const here = new RunLedger({ store, layout, leaseMs: 3_600_000, owner: owner("here") });
+      expect(await here.sweepAbandoned()).toEqual([]);
+      expect(await here.claim("backup", "orders", new Date(SLOT.getTime() + 60_000), "schedule")).toMatchObject({ claimed: false, reason: "busy" });
+    } finally {
+      cleanup();
+    }
+  });
+
+  it("forgets run records older than a cut-off, reading nothing", async () => {
+    const { store, cleanup } = await kind.open();
+    try {
+      const ledger = new RunLedger({ store, layout, leaseMs: 60_000, owner: owner("a") });
+      for (const day of [1, 2, 3]) {
+        const claim = (await ledger.claim("backup", "orders", new Date(`2026-11-0${day}T02:30:00Z`), "schedule")) as Claim;
+        await claim.finish({ status: "succeeded", finishedAt: new Date() });
+      }
+      expect(await ledger.forgetRunRecords("backup", "orders", new Date("2026-11-02T12:00:00Z"))).toBe(2);
+      expect(await ledger.record("backup", "orders", new Date("2026-11-01T02:30:00Z"))).toBeUndefined();
+      expect(await ledger.record("backup", "orders", new Date("2026-11-03T02:30:00Z"))).toMatchObject({ status: "succeeded" });
     } finally {
       cleanup();
     }

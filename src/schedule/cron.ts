@@ -1,4 +1,5 @@
 import cron from "node-cron";
+import { LifeboatError } from "../model/errors.js";
 
 /**
  * Cron expressions, read in a time zone. The only `node-cron` import: node-cron
@@ -23,11 +24,11 @@ export class CronSchedule {
     readonly timezone: string | undefined,
   ) {
     const problem = cronProblem(expression, timezone);
-    if (problem) throw new Error(`cron expression "${expression}" ${problem}`);
+    if (problem) throw new LifeboatError("SCHEDULE_INVALID", `cron expression "${expression}" ${problem}`, { kind: "usage" });
     // createTask builds node-cron's TimeMatcher without arming any timer.
     const task = cron.createTask(expression, () => {}, timezone ? { timezone } : {}) as unknown as { timeMatcher?: { getNextMatch(date: Date): Date } };
     if (!task.timeMatcher || typeof task.timeMatcher.getNextMatch !== "function") {
-      throw new Error("node-cron no longer exposes its time matcher; pin a compatible node-cron version");
+      throw new LifeboatError("SCHEDULE_UNSUPPORTED", "internal error: node-cron no longer exposes its time matcher; pin a compatible node-cron version");
     }
     this.matcher = task.timeMatcher;
     // Only the matcher is used: take the task out of node-cron's global registry.

@@ -14,7 +14,7 @@ import { CronSchedule } from "./cron.js";
 import { readFreshness, type JobFreshness } from "./freshness.js";
 import { checkStorage, startHealthServer } from "./http-server.js";
 import { DaemonMetrics } from "./metrics.js";
-import { createNotifier, type Notifier } from "./notifications.js";
+import { createNotifier, type LifeboatEvent, type Notifier } from "./notifications.js";
 import { readHeartbeat, startHeartbeat } from "./heartbeat.js";
 import { RunLedger, newOwner, type Owner, type Trigger } from "./run-ledger.js";
 import { runScheduledBackup, runScheduledDrill, type UnitOutcome } from "./run-unit.js";
@@ -60,6 +60,12 @@ export interface DaemonSummary {
 }
 
 const HEARTBEAT_MS = 60_000;
+/** Run records (the idempotency keys of past slots) are kept this long, then pruned with the job. */
+const RUN_RECORDS_KEPT_MS = 30 * 86_400_000;
+/** After the grace period, how long aborted runs get to wind down (abort uploads, tear down scratch). */
+const WIND_DOWN_MS = 60_000;
+/** At shutdown, how long notifications still on their way may take. */
+const NOTIFY_FLUSH_MS = 10_000;
 
 export async function runDaemon(request: DaemonRequest): Promise<DaemonSummary> {
   const started = performance.now();
@@ -67,7 +73,15 @@ export async function runDaemon(request: DaemonRequest): Promise<DaemonSummary> 
   const timers = request.timers ?? realTimers;
   const owner: Owner = newOwner();
   const metrics = new DaemonMetrics();
-  const notifier: Notifier = createNotifier(config.notifications, { log });
+  // Notifications go out in the background; at shutdown their back-off waits are cut short and
+  // the daemon gives them a few seconds to finish, so a dead receiver never holds the exit.
+  const stopped = new AbortController();
+  const notifier: Notifier = createNotifier(config.notifications, { log, sleep: (ms) => sleep(ms, stopped.signal) });
+  const deliveries = new Set<Promise<unknown>>();
+  const notify = (event: LifeboatEvent): void => {
+    const delivery: Promise<unknown> = notifier.notify(event).finally(() => deliveries.delete(delivery));
+    deliveries.add(delivery);
+  };
 
   // What runs, and where its records live.
   const jobs = Object.values(config.jobs).filter((j): j is BackupJob & { schedule: string } => j.schedule !== undefined);
@@ -80,10 +94,10 @@ export async function runDaemon(request: DaemonRequest): Promise<DaemonSummary> 
   const storageNames = [...new Set(units.map(storageOf))].sort();
 
   const ledgers = new Map<string, RunLedger>();
-  const opened = new Map<string, ObjectStore>();
+  const opened = new Map<string, { store: ObjectStore; layout: Layout }>();
   for (const name of storageNames) {
     const { store, layout } = await request.stores(name);
-    opened.set(name, store);
+    opened.set(name, { store, layout });
     if (config.daemon.multiInstance) {
       const capabilities = await store.probe(layout.probePrefix());
       if (!capabilities.conditionalWrites) {
@@ -131,7 +145,7 @@ export async function runDaemon(request: DaemonRequest): Promise<DaemonSummary> 
       });
       for (const { unit, slots } of missed) metrics.countMissed(unit.name, slots);
       if (downtimeMs > 2 * HEARTBEAT_MS && missed.length > 0) {
-        void notifier.notify({
+        notify({
           type: "daemon-downtime",
           downSince: downSince.toISOString(),
           startedAt: now.toISOString(),
@@ -141,7 +155,7 @@ export async function runDaemon(request: DaemonRequest): Promise<DaemonSummary> 
       }
     }
   }
-  const heartbeat = primary === undefined ? undefined : startHeartbeat((await request.stores(primary)).store, (await request.stores(primary)).layout, owner, HEARTBEAT_MS, log);
+  const heartbeat = primary === undefined ? undefined : startHeartbeat(opened.get(primary)!.store, opened.get(primary)!.layout, owner, HEARTBEAT_MS, log);
 
   // Runs in flight, to abort after the grace period.
   const aborts = new Set<AbortController>();
@@ -177,7 +191,7 @@ export async function runDaemon(request: DaemonRequest): Promise<DaemonSummary> 
       unitLog.error({ err: (error as Error).message }, "scheduled run could not start");
       if (unit.kind === "backup") {
         metrics.recordBackupFailed(unit.name);
-        void notifier.notify({ type: "backup-failed", job: unit.name, scheduledAt: slot.toISOString(), error: errorFacts(error) });
+        notify({ type: "backup-failed", job: unit.name, scheduledAt: slot.toISOString(), error: errorFacts(error) });
       }
     } finally {
       aborts.delete(controller);
@@ -200,7 +214,7 @@ export async function runDaemon(request: DaemonRequest): Promise<DaemonSummary> 
       } else {
         metrics.recordBackupFailed(unit.name);
         unitLog.error({ status, err: outcome.record.error?.message }, "scheduled backup failed");
-        if (status !== "interrupted") void notifier.notify({ type: "backup-failed", job: unit.name, scheduledAt: slot.toISOString(), error: outcome.record.error ?? errorFacts(outcome.error) });
+        if (status !== "interrupted") notify({ type: "backup-failed", job: unit.name, scheduledAt: slot.toISOString(), error: outcome.record.error ?? errorFacts(outcome.error) });
       }
     } else {
       const report = outcome.report;
@@ -209,7 +223,7 @@ export async function runDaemon(request: DaemonRequest): Promise<DaemonSummary> 
         unitLog.info({ drillId: report.drillId, verdict: report.verdict }, "scheduled drill finished");
       }
       if (status !== "succeeded" && status !== "interrupted") {
-        void notifier.notify({
+        notify({
           type: "drill-failed",
           plan: unit.name,
           drillId: report?.drillId ?? outcome.record.resultId ?? "",
@@ -224,10 +238,12 @@ export async function runDaemon(request: DaemonRequest): Promise<DaemonSummary> 
     if (!job.retention || Object.values(job.retention).every((v) => v === undefined)) return;
     try {
       const { store, layout } = await request.stores(job.storage);
-      const activeBackupFolders = await ledgers.get(job.storage)!.activeBackupFolders();
+      const ledger = ledgers.get(job.storage)!;
+      const activeBackupFolders = await ledger.activeBackupFolders(job.name);
       const plan = await planPrune({ store, layout, jobs: [job], now: timers.now(), orphanGraceMs: config.orphanGraceMs, activeBackupFolders });
       const result = await applyPrune(plan, { store, log: unitLog, now: timers.now() });
-      unitLog.info({ result: pruneSummary(result) }, "pruned");
+      const runRecords = await ledger.forgetRunRecords("backup", job.name, new Date(timers.now().getTime() - RUN_RECORDS_KEPT_MS));
+      unitLog.info({ result: pruneSummary(result), runRecords }, "pruned");
     } catch (error) {
       unitLog.warn({ err: (error as Error).message }, "prune failed; the next backup tries again");
     }
@@ -241,7 +257,7 @@ export async function runDaemon(request: DaemonRequest): Promise<DaemonSummary> 
         log.warn({ kind: event.unit.kind, name: event.unit.name, scheduledAt: at, reason: event.reason }, "scheduled run skipped");
         break;
       case "queued":
-        if (event.reason === "overlap") metrics.countQueued(event.unit.name);
+        metrics.countQueued(event.unit.name);
         log.info({ kind: event.unit.kind, name: event.unit.name, scheduledAt: at, reason: event.reason }, "scheduled run queued");
         break;
       case "missed":
@@ -263,21 +279,21 @@ export async function runDaemon(request: DaemonRequest): Promise<DaemonSummary> 
   // On a timer: runs whose daemon vanished elsewhere are marked abandoned, and RPO exposure is
   // re-read from storage, with a notification when a job goes over its target.
   const over = new Set<string>(freshness.filter((f) => f.overTarget).map((f) => f.job));
-  for (const f of freshness.filter((f) => f.overTarget)) void notifier.notify(rpoEvent(f));
+  for (const f of freshness.filter((f) => f.overTarget)) notify(rpoEvent(f));
   let checking = false;
   const checkFreshness = async () => {
     if (checking) return;
     checking = true;
     try {
       for (const ledger of ledgers.values()) {
-        for (const record of await ledger.sweepAbandoned()) log.warn({ kind: record.kind, name: record.name, scheduledAt: record.scheduledAt }, "run abandoned by a stopped daemon");
+        for (const record of await ledger.sweepAbandoned({ quick: true })) log.warn({ kind: record.kind, name: record.name, scheduledAt: record.scheduledAt }, "run abandoned by a stopped daemon");
       }
       freshness = await readFreshness(config, (job) => request.stores(job.storage), timers.now(), { cache: manifests });
       metrics.setFreshness(freshness);
       for (const f of freshness) {
         if (f.overTarget && !over.has(f.job)) {
           over.add(f.job);
-          void notifier.notify(rpoEvent(f));
+          notify(rpoEvent(f));
         } else if (!f.overTarget) over.delete(f.job);
       }
     } catch (error) {
@@ -301,7 +317,8 @@ export async function runDaemon(request: DaemonRequest): Promise<DaemonSummary> 
     },
   });
 
-  scheduler.start(catchUp);
+  // A signal during start-up: come up for nothing, go straight to the orderly stop below.
+  if (!request.shutdown.aborted) scheduler.start(catchUp);
   request.ready?.({
     url: server.url,
     instance: owner.instance,
@@ -327,9 +344,12 @@ export async function runDaemon(request: DaemonRequest): Promise<DaemonSummary> 
     aborted = aborts.size;
     log.warn({ running: aborted }, "grace period over: aborting running runs");
     for (const controller of aborts) controller.abort(new LifeboatError("INTERRUPTED", "the daemon is stopping and the grace period is over", { kind: "interrupted" }));
-    await scheduler.idle();
+    const wound = await Promise.race([scheduler.idle().then(() => true), sleep(WIND_DOWN_MS).then(() => false)]);
+    if (!wound) log.error({ running: scheduler.running, waitedMs: WIND_DOWN_MS }, "runs did not wind down after they were aborted; stopping anyway (their records are swept as abandoned)");
   }
   clearInterval(freshnessTimer);
+  stopped.abort();
+  await Promise.race([Promise.allSettled([...deliveries]), sleep(NOTIFY_FLUSH_MS)]);
   await heartbeat?.stop();
   await server.close();
   log.info({ runs, aborted }, "daemon stopped");
@@ -381,6 +401,15 @@ function pruneSummary(result: PruneResult): Record<string, number> {
   return { forgotten: count("forgotten"), retainedByLock: count("retained-by-lock"), failed: result.failed, orphans: result.orphans.length, uploads: result.uploads.length, bytesFreed: result.bytesFreed };
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+/** Resolves after `ms`, or at once when `signal` fires; never keeps the process alive by itself. */
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const timer = setTimeout(resolve, ms);
+    timer.unref();
+    signal?.addEventListener("abort", () => {
+      clearTimeout(timer);
+      resolve();
+    }, { once: true });
+  });
 }

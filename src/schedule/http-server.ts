@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import type { Logger } from "../log/logger.js";
 import { LifeboatError } from "../model/errors.js";
-import type { Layout } from "../storage/layout.js";
+import { Layout } from "../storage/layout.js";
 import type { ObjectStore } from "../storage/store.js";
 import type { DaemonMetrics } from "./metrics.js";
 
@@ -130,8 +130,9 @@ export async function checkStorage(
   const timeoutMs = options.timeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS;
   const entries = await Promise.all(
     Object.entries(stores).map(async ([name, entry]) => {
-      const { store, prefix } = "store" in entry ? { store: entry.store, prefix: entry.layout.prefix } : { store: entry, prefix: "" };
-      return [name, await probeStore(store, `${prefix}.lifeboat/health/`, timeoutMs)] as const;
+      // Under the storage's prefix: credentials scoped to `prod/*` may list nothing else.
+      const { store, layout } = "store" in entry ? entry : { store: entry, layout: new Layout("") };
+      return [name, await probeStore(store, layout.healthPrefix(), timeoutMs)] as const;
     }),
   );
   return Object.fromEntries(entries);

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { hostname as osHostname } from "node:os";
 import type { NotificationConfig, NotificationEvent } from "../config/schema.js";
 import type { Logger } from "../log/logger.js";
-import { redactText, registerSecret } from "../log/redact.js";
+import { redactText, redactValue, registerSecret } from "../log/redact.js";
 import { formatDuration, parseDurationMs } from "../model/duration.js";
 import { LifeboatError } from "../model/errors.js";
 import { LIFEBOAT_VERSION } from "../version.js";
@@ -90,7 +90,9 @@ export function createNotifier(channels: Record<string, NotificationConfig>, opt
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
 
   return {
-    async notify(event) {
+    async notify(raw) {
+      // Events carry error messages from tools and stores: no secret leaves in a notification.
+      const event = redactValue(raw);
       const targets = selected.filter((name) => event.type === "test" || (channels[name]!.on ?? DEFAULT_EVENTS).includes(event.type));
       return Promise.all(
         targets.map(async (name): Promise<DeliveryResult> => {

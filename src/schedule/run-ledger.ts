@@ -1,3 +1,4 @@
+import { readFileSync, readlinkSync } from "node:fs";
 import { hostname } from "node:os";
 import { z } from "zod";
 import type { Logger } from "../log/logger.js";
@@ -29,7 +30,13 @@ export type RunStatus = "running" | "succeeded" | "partial" | "failed" | "interr
 export type Trigger = "schedule" | "catch-up" | "external";
 
 const isoTime = z.iso.datetime({ offset: true });
-const OwnerSchema = z.object({ instance: z.string(), host: z.string(), pid: z.number().int() });
+const OwnerSchema = z.object({
+  instance: z.string(),
+  host: z.string(),
+  pid: z.number().int(),
+  /** The boot id and pid namespace of the process: a pid is only checked where it means the same process. */
+  machine: z.string().optional(),
+});
 
 const LeaseSchema = z.object({
   version: z.literal(RUN_RECORD_VERSION),
@@ -83,11 +90,29 @@ export interface LedgerOptions {
 }
 
 export function newOwner(): Owner {
-  return { instance: `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`, host: hostname(), pid: process.pid };
+  const machine = machineIdentity();
+  return { instance: `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`, host: hostname(), pid: process.pid, ...(machine ? { machine } : {}) };
+}
+
+/**
+ * Where a pid means this process: the boot id and the pid namespace (Linux).
+ * Two containers on one node can share a host name but not a pid namespace.
+ * Undefined elsewhere: then a lease is only ever taken over once it expired.
+ */
+function machineIdentity(): string | undefined {
+  try {
+    const boot = readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
+    const pidNamespace = readlinkSync("/proc/self/ns/pid");
+    return `${boot}/${pidNamespace}`;
+  } catch {
+    return undefined;
+  }
 }
 
 export class RunLedger {
   readonly owner: Owner;
+  /** Lease objects found free, by size and time: not read again by a quick sweep until they change. */
+  private readonly freeLeases = new Map<string, string>();
   private readonly now: () => Date;
   private readonly log: Logger;
 
@@ -142,44 +167,69 @@ export class RunLedger {
 
   /**
    * Marks the runs whose holder is gone as `abandoned` and frees their leases:
-   * a lease that expired, or one held by a process of this host that no longer
-   * exists (so a SIGKILLed daemon's run is found at the next start, without
-   * waiting for the lease to run out). Returns the records it marked.
+   * a lease that expired, or one held by a process of this machine that no
+   * longer exists (so a SIGKILLed daemon's run is found at the next start,
+   * without waiting for the lease to run out). Returns the records it marked.
+   *
+   * A `quick` sweep (the daemon's periodic one) reads only the leases that may
+   * need it: a live holder renews its lease every third of the lease time, so
+   * a lease written less than a lease ago is left alone (a dead holder's lease
+   * is found once it is that old), and one found free before is not read again
+   * until it changes.
    */
-  async sweepAbandoned(): Promise<RunRecord[]> {
+  async sweepAbandoned(options: { quick?: boolean } = {}): Promise<RunRecord[]> {
     const { store, layout } = this.options;
     const marked: RunRecord[] = [];
+    const now = this.now().getTime();
     for await (const object of store.list(layout.leasesPrefix())) {
-      const unit = layout.parseLeaseKey(object.key);
-      if (!unit) continue;
-      const current = await this.readLease(object.key);
-      if (!current?.lease.holder || !current.lease.scheduledAt) continue;
-      if (!this.holderIsGone(current.lease)) continue;
-      const took = await this.writeLease(object.key, { ...current.lease, holder: null, scheduledAt: null, acquiredAt: null, expiresAt: null }, current.etag);
-      if (!took) continue;
-      const recordKey = layout.runRecordKey(unit.kind, unit.name, new Date(current.lease.scheduledAt));
-      const record = await this.readRecord(recordKey);
-      if (record && record.record.status === "running" && record.record.fencingToken === current.lease.fencingToken) {
-        const holder = current.lease.holder;
-        const abandoned: RunRecord = {
-          ...record.record,
-          status: "abandoned",
-          finishedAt: this.now().toISOString(),
-          error: {
-            code: "RUN_ABANDONED",
-            message: `the run stopped without finishing: its holder ${holder.instance} (pid ${holder.pid} on ${holder.host}) is gone`,
-          },
-        };
-        try {
-          await store.putConditional(recordKey, encode(abandoned), { ifMatch: record.etag });
-          marked.push(abandoned);
-          this.log.warn({ kind: unit.kind, name: unit.name, scheduledAt: abandoned.scheduledAt, holder: holder.instance }, "run marked abandoned");
-        } catch (error) {
-          if (!isPreconditionFailed(error)) throw error;
-        }
+      if (!layout.parseLeaseKey(object.key)) continue;
+      const stamp = `${object.sizeBytes}:${object.lastModified?.getTime() ?? ""}`;
+      if (options.quick) {
+        if (this.freeLeases.get(object.key) === stamp) continue;
+        if (object.lastModified && now - object.lastModified.getTime() < this.options.leaseMs) continue;
       }
+      const current = await this.readLease(object.key);
+      if (!current) continue;
+      if (!current.lease.holder) {
+        this.freeLeases.set(object.key, stamp);
+        continue;
+      }
+      if (!this.holderIsGone(current.lease)) continue;
+      const freed = await this.writeLease(object.key, freeLease(current.lease), current.etag);
+      if (freed === undefined) continue;
+      const record = await this.abandonRunOf(current.lease);
+      if (record) marked.push(record);
     }
     return marked;
+  }
+
+  /**
+   * The run record of a lease whose holder is gone, marked `abandoned` when it
+   * still says `running` under that holder's fencing token.
+   */
+  private async abandonRunOf(lease: Lease): Promise<RunRecord | undefined> {
+    if (!lease.holder || !lease.scheduledAt) return undefined;
+    const recordKey = this.options.layout.runRecordKey(lease.kind, lease.name, new Date(lease.scheduledAt));
+    const record = await this.readRecord(recordKey);
+    if (!record || record.record.status !== "running" || record.record.fencingToken !== lease.fencingToken) return undefined;
+    const holder = lease.holder;
+    const abandoned: RunRecord = {
+      ...record.record,
+      status: "abandoned",
+      finishedAt: this.now().toISOString(),
+      error: {
+        code: "RUN_ABANDONED",
+        message: `the run stopped without finishing: its holder ${holder.instance} (pid ${holder.pid} on ${holder.host}) is gone`,
+      },
+    };
+    try {
+      await this.options.store.putConditional(recordKey, encode(abandoned), { ifMatch: record.etag });
+      this.log.warn({ kind: lease.kind, name: lease.name, scheduledAt: abandoned.scheduledAt, holder: holder.instance }, "run marked abandoned");
+      return abandoned;
+    } catch (error) {
+      if (isPreconditionFailed(error)) return undefined;
+      throw error;
+    }
   }
 
   /** The run record of one slot, if any. */
@@ -187,23 +237,48 @@ export class RunLedger {
     return (await this.readRecord(this.options.layout.runRecordKey(kind, name, scheduledAt)))?.record;
   }
 
-  /** The backup folders of runs in progress right now, by live holders (prune must not touch them). */
-  async activeBackupFolders(): Promise<Set<string>> {
+  /**
+   * The backup folders of runs in progress right now, by live holders (prune
+   * must not touch them): of one job, or of every job.
+   */
+  async activeBackupFolders(job?: string): Promise<Set<string>> {
     const { store, layout } = this.options;
     const folders = new Set<string>();
-    for await (const object of store.list(layout.leasesPrefix())) {
-      const unit = layout.parseLeaseKey(object.key);
-      if (unit?.kind !== "backup") continue;
-      const lease = await this.readLease(object.key);
+    const leaseKeys: string[] = [];
+    if (job !== undefined) leaseKeys.push(layout.leaseKey("backup", job));
+    else for await (const object of store.list(layout.leasesPrefix())) if (layout.parseLeaseKey(object.key)?.kind === "backup") leaseKeys.push(object.key);
+    for (const key of leaseKeys) {
+      const lease = await this.readLease(key);
       // A holder that is gone left debris, not a run: its objects are orphans (removed after the grace period).
       if (!lease?.lease.holder || !lease.lease.scheduledAt || this.holderIsGone(lease.lease)) continue;
-      const record = await this.readRecord(layout.runRecordKey("backup", unit.name, new Date(lease.lease.scheduledAt)));
-      if (record?.record.status === "running" && record.record.resultId && isBackupId(record.record.resultId)) folders.add(layout.backupFolder(unit.name, record.record.resultId));
+      const name = lease.lease.name;
+      const record = await this.readRecord(layout.runRecordKey("backup", name, new Date(lease.lease.scheduledAt)));
+      if (record?.record.status === "running" && record.record.resultId && isBackupId(record.record.resultId)) folders.add(layout.backupFolder(name, record.record.resultId));
     }
     return folders;
   }
 
+  /**
+   * Deletes the run records of one unit older than `olderThan` (their slots are
+   * long past; none can still be running once its lease expired and was swept).
+   * The slot is in the key, so nothing is read. Returns how many went.
+   */
+  async forgetRunRecords(kind: RunKind, name: string, olderThan: Date): Promise<number> {
+    const { store, layout } = this.options;
+    const old: string[] = [];
+    for await (const object of store.list(layout.runsPrefix(kind, name))) {
+      const slot = layout.parseRunRecordKey(object.key)?.scheduledAt;
+      if (slot && slot.getTime() < olderThan.getTime()) old.push(object.key);
+    }
+    if (old.length > 0) await store.delete(old);
+    return old.length;
+  }
+
   // ---- internals used by Claim ----
+
+  warn(fields: Record<string, unknown>, message: string): void {
+    this.log.warn(fields, message);
+  }
 
   leaseExpiry(): string {
     return new Date(this.now().getTime() + this.options.leaseMs).toISOString();
@@ -225,7 +300,13 @@ export class RunLedger {
   }
 
   async releaseLease(key: string, lease: Lease, etag: string): Promise<void> {
-    await this.writeLease(key, { ...lease, holder: null, scheduledAt: null, acquiredAt: null, expiresAt: null }, etag);
+    await this.writeLease(key, freeLease(lease), etag);
+  }
+
+  async readLease(key: string): Promise<{ lease: Lease; etag: string } | undefined> {
+    const raw = await this.options.store.getSmall(key, MAX_RECORD_BYTES);
+    if (!raw) return undefined;
+    return { lease: parse(LeaseSchema, raw.bytes, key), etag: raw.etag };
   }
 
   private async acquireLease(kind: RunKind, name: string, scheduledAt: Date): Promise<{ key: string; lease: Lease; etag: string } | NotClaimed> {
@@ -235,6 +316,8 @@ export class RunLedger {
       if (current.lease.scheduledAt === scheduledAt.toISOString()) return { claimed: false, reason: "claimed-elsewhere", record: undefined, holder: current.lease.holder };
       return { claimed: false, reason: "busy", holder: current.lease.holder, scheduledAt: current.lease.scheduledAt };
     }
+    // Taking over from a holder that is gone: its run is abandoned, never left `running`.
+    if (current?.lease.holder) await this.abandonRunOf(current.lease);
     const lease: Lease = {
       version: RUN_RECORD_VERSION,
       kind,
@@ -257,13 +340,8 @@ export class RunLedger {
     if (!lease.holder) return true;
     if (lease.expiresAt && Date.parse(lease.expiresAt) < this.now().getTime()) return true;
     if (lease.holder.instance === this.owner.instance) return false;
-    return lease.holder.host === this.owner.host && !processExists(lease.holder.pid);
-  }
-
-  private async readLease(key: string): Promise<{ lease: Lease; etag: string } | undefined> {
-    const raw = await this.options.store.getSmall(key, MAX_RECORD_BYTES);
-    if (!raw) return undefined;
-    return { lease: parse(LeaseSchema, raw.bytes, key), etag: raw.etag };
+    const sameMachine = lease.holder.machine !== undefined && lease.holder.machine === this.owner.machine;
+    return sameMachine && !processExists(lease.holder.pid);
   }
 
   private async readRecord(key: string): Promise<{ record: RunRecord; etag: string } | undefined> {
@@ -301,10 +379,15 @@ export class Claim {
     return this.lease.fencingToken;
   }
 
-  /** Renews the lease every `everyMs` until `finish`. */
+  /** Renews the lease every `everyMs` until `finish` (a tick is skipped while a renewal is still on its way). */
   keepAlive(everyMs: number): void {
+    let inFlight = false;
     this.timer = setInterval(() => {
-      this.renewing = this.renew().catch(() => {});
+      if (inFlight) return;
+      inFlight = true;
+      this.renewSerially()
+        .catch(() => {})
+        .finally(() => (inFlight = false));
     }, everyMs);
     this.timer.unref();
   }
@@ -329,15 +412,31 @@ export class Claim {
 
   /** Renews the lease now; resolves with the fencing token, rejects when the lease was lost. */
   async fence(): Promise<number> {
-    await this.renewing;
-    await this.renew();
+    await this.renewSerially();
     return this.lease.fencingToken;
+  }
+
+  /** Renewals one after the other: each needs the etag the one before wrote. */
+  private renewSerially(): Promise<void> {
+    const next = this.renewing.catch(() => {}).then(() => this.renew());
+    this.renewing = next;
+    return next;
   }
 
   private async renew(): Promise<void> {
     if (this.lostError) throw this.lostError;
     const renewed: Lease = { ...this.lease, expiresAt: this.ledger.leaseExpiry() };
-    const etag = await this.ledger.writeLease(this.leaseKey, renewed, this.leaseEtag);
+    let etag = await this.ledger.writeLease(this.leaseKey, renewed, this.leaseEtag);
+    if (etag === undefined) {
+      // A 412 can also answer a retried request whose first attempt was stored: if the lease
+      // still names this holder and token, it is still ours.
+      const current = await this.ledger.readLease(this.leaseKey).catch(() => undefined);
+      if (current?.lease.holder?.instance === this.lease.holder?.instance && current?.lease.fencingToken === this.lease.fencingToken) {
+        this.lease = current!.lease;
+        this.leaseEtag = current!.etag;
+        etag = await this.ledger.writeLease(this.leaseKey, renewed, this.leaseEtag);
+      }
+    }
     if (etag === undefined) {
       this.lostError = new LifeboatError("RUN_LEASE_LOST", `another instance took over ${this.record.kind} "${this.record.name}" (lease token ${this.lease.fencingToken})`, {
         kind: "run",
@@ -350,10 +449,14 @@ export class Claim {
     this.leaseEtag = etag;
   }
 
-  /** Writes the run's outcome and releases the lease (a lost lease is left to its new holder). */
+  /**
+   * Writes the run's outcome, then releases the lease (a lost lease is left to
+   * its new holder). Rejects only when the outcome could not be written; a
+   * lease that could not be released is logged and simply expires.
+   */
   async finish(outcome: { status: Exclude<RunStatus, "running" | "abandoned">; resultId?: string | undefined; error?: { code: string; message: string } | undefined; finishedAt: Date }): Promise<RunRecord> {
     if (this.timer) clearInterval(this.timer);
-    await this.renewing;
+    await this.renewing.catch(() => {});
     await this.recordWrites.catch(() => {});
     await this.writeRecord({
       ...this.record,
@@ -362,9 +465,17 @@ export class Claim {
       ...(outcome.resultId ? { resultId: outcome.resultId } : {}),
       ...(outcome.error ? { error: outcome.error } : {}),
     });
-    if (!this.lostError) await this.ledger.releaseLease(this.leaseKey, this.lease, this.leaseEtag);
+    if (!this.lostError) {
+      await this.ledger.releaseLease(this.leaseKey, this.lease, this.leaseEtag).catch((error: unknown) => {
+        this.ledger.warn({ kind: this.record.kind, name: this.record.name, err: (error as Error).message }, "could not release the lease; it expires by itself");
+      });
+    }
     return this.record;
   }
+}
+
+function freeLease(lease: Lease): Lease {
+  return { ...lease, holder: null, scheduledAt: null, acquiredAt: null, expiresAt: null };
 }
 
 function retryable(status: RunStatus): boolean {

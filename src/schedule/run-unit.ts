@@ -5,6 +5,7 @@ import { runDrill } from "../drill/run-drill.js";
 import type { Logger } from "../log/logger.js";
 import type { DrillReport } from "../model/drill-report.js";
 import { LifeboatError, isAbortError } from "../model/errors.js";
+import { redactText } from "../log/redact.js";
 import type { BackupJob } from "../model/job.js";
 import type { Manifest } from "../model/manifest.js";
 import type { RestorePlan } from "../model/plan.js";
@@ -72,6 +73,11 @@ export async function runScheduledDrill(
   });
 }
 
+/** What a run record keeps of an error: its code and its message, secrets taken out. */
+function errorFacts(error: unknown): { code: string; message: string } {
+  return { code: error instanceof LifeboatError ? error.code : "INTERNAL", message: redactText((error as Error)?.message ?? String(error)) };
+}
+
 type Finished = { status: "succeeded" | "partial" | "failed" | "interrupted"; resultId: string; manifest?: Manifest; report?: DrillReport; durationMs: number };
 
 async function underClaim(claim: Claim, request: Common, work: (signal: AbortSignal) => Promise<Finished>): Promise<UnitOutcome> {
@@ -83,20 +89,26 @@ async function underClaim(claim: Claim, request: Common, work: (signal: AbortSig
   request.signal.addEventListener("abort", abort, { once: true });
   claim.onLost((error) => controller.abort(error));
   claim.keepAlive(Math.max(1000, Math.floor(request.leaseMs / 3)));
+  let done: Finished | undefined;
+  let failure: unknown;
   try {
-    const done = await work(controller.signal);
-    const record = await claim.finish({ status: done.status, resultId: done.resultId, finishedAt: new Date() });
-    return { ran: true, record, manifest: done.manifest, report: done.report, durationMs: done.durationMs };
+    done = await work(controller.signal);
   } catch (error) {
-    const interrupted = isAbortError(error) || (error instanceof LifeboatError && error.kind === "interrupted");
-    const code = error instanceof LifeboatError ? error.code : "INTERNAL";
-    const record = await claim
-      .finish({ status: interrupted ? "interrupted" : "failed", error: { code, message: (error as Error).message }, finishedAt: new Date() })
-      .catch((finishError: unknown) => {
-        request.log.warn({ err: (finishError as Error).message }, "could not record the run's outcome; the next start marks it abandoned");
-        return claim.record;
-      });
-    return { ran: true, record, error, durationMs: performance.now() - started };
+    failure = error;
+  }
+  try {
+    const interrupted = failure !== undefined && (isAbortError(failure) || (failure instanceof LifeboatError && failure.kind === "interrupted"));
+    const outcome = done
+      ? { status: done.status, resultId: done.resultId, finishedAt: new Date() }
+      : { status: interrupted ? ("interrupted" as const) : ("failed" as const), error: errorFacts(failure), finishedAt: new Date() };
+    // Written once: a failure to record the outcome never turns a stored backup into a failed one.
+    const record = await claim.finish(outcome).catch((finishError: unknown) => {
+      request.log.warn({ err: redactText((finishError as Error).message) }, "could not record the run's outcome; the next sweep marks it abandoned");
+      return { ...claim.record, status: outcome.status } satisfies RunRecord;
+    });
+    return done
+      ? { ran: true, record, manifest: done.manifest, report: done.report, durationMs: done.durationMs }
+      : { ran: true, record, error: failure, durationMs: performance.now() - started };
   } finally {
     request.signal.removeEventListener("abort", abort);
   }

@@ -300,9 +300,26 @@ class FilesystemStore implements ObjectStore {
   }
 
   async probe(probePrefix: string): Promise<StoreCapabilities> {
-    // putConditional is enforced: link(2) for create-if-absent, an O_EXCL lock for compare-and-swap.
+    // Tried, not assumed: link(2) (create-if-absent) fails on some network and FUSE filesystems.
     assertValidPrefix(probePrefix);
-    return { conditionalWrites: true, multipartAbort: true };
+    const key = `${probePrefix}${Date.now()}-${randomBytes(4).toString("hex")}`;
+    let conditionalWrites = false;
+    try {
+      const { etag } = await this.putConditional(key, Buffer.from("lifeboat capability probe\n"), { ifNoneMatch: "*" });
+      const refused = (condition: WriteCondition) =>
+        this.putConditional(key, Buffer.from("again\n"), condition).then(
+          () => false,
+          (error: unknown) => {
+            if (error instanceof LifeboatError && error.code === "STORAGE_PRECONDITION_FAILED") return true;
+            throw error;
+          },
+        );
+      conditionalWrites = (await refused({ ifNoneMatch: "*" })) && (await refused({ ifMatch: `${etag}0` }));
+    } finally {
+      await this.delete([key]).catch(() => {});
+    }
+    // Temp files are this store's unfinished uploads: prune can always remove them.
+    return { conditionalWrites, multipartAbort: true };
   }
 
   private error(error: unknown, doing: string): LifeboatError {

@@ -131,6 +131,22 @@ export class Layout {
     return name === undefined ? `${base}${kind}/` : `${base}${kind}/${this.checkedName(name)}/`;
   }
 
+  /** Recognises `<prefix>.lifeboat/runs/<kind>/<name>/<slot>.json`. */
+  parseRunRecordKey(key: string): { kind: RunKind; name: string; scheduledAt: Date } | undefined {
+    const base = this.runsPrefix();
+    if (!key.startsWith(base)) return undefined;
+    const parts = key.slice(base.length).split("/");
+    if (parts.length !== 3 || !RUN_KINDS.includes(parts[0] as RunKind) || !isValidName(parts[1]!)) return undefined;
+    const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z\.json$/.exec(parts[2]!);
+    if (!m) return undefined;
+    return { kind: parts[0] as RunKind, name: parts[1]!, scheduledAt: new Date(Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!)) };
+  }
+
+  /** `<prefix>.lifeboat/health/`: listed (never written) by /healthz to see that the store answers. */
+  healthPrefix(): string {
+    return `${this.prefix}.lifeboat/health/`;
+  }
+
   daemonHeartbeatKey(): string {
     return `${this.prefix}.lifeboat/daemon/heartbeat.json`;
   }

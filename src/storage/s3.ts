@@ -523,13 +523,18 @@ class S3Store implements ObjectStore {
     let multipartAbort = false;
     try {
       await this.call("probing conditional writes", undefined, (o) => this.client.send(new PutObjectCommand({ Bucket: this.options.bucket, Key: key, Body: body, IfNoneMatch: "*" }), o));
-      try {
-        await this.client.send(new PutObjectCommand({ Bucket: this.options.bucket, Key: key, Body: body, IfNoneMatch: "*" }));
-      } catch (error) {
-        const status = (error as S3ServiceException).$metadata?.httpStatusCode;
-        if (status === 412 || status === 409) conditionalWrites = true;
-        else throw this.error(error, "probing conditional writes");
-      }
+      // Both conditions the leases rely on: create-if-absent, and replace-if-unchanged with a stale etag.
+      const refused = async (condition: { IfNoneMatch: string } | { IfMatch: string }) => {
+        try {
+          await this.client.send(new PutObjectCommand({ Bucket: this.options.bucket, Key: key, Body: body, ...condition }));
+          return false;
+        } catch (error) {
+          const status = (error as S3ServiceException).$metadata?.httpStatusCode;
+          if (status === 412 || status === 409) return true;
+          throw this.error(error, "probing conditional writes");
+        }
+      };
+      conditionalWrites = (await refused({ IfNoneMatch: "*" })) && (await refused({ IfMatch: "00000000000000000000000000000000" }));
       try {
         const created = await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.options.bucket, Key: `${key}-mpu` }));
         await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.options.bucket, Key: `${key}-mpu`, UploadId: created.UploadId }));

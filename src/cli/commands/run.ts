@@ -33,22 +33,39 @@ export const runCommand: Command = {
       ctx.log.warn({ storage: job.storage }, "the store does not enforce conditional writes: runs started at the same moment for the same slot cannot be told apart");
     }
     const ledger = new RunLedger({ store, layout, leaseMs: config.daemon.leaseMs, log: ctx.log });
+    const attempt = () => runScheduledBackup({ job, store, layout, recipients: config.encryption.recipients, ledger, slot, trigger: "external", retry: true, leaseMs: config.daemon.leaseMs, signal: ctx.signal, log: ctx.log });
     await ledger.sweepAbandoned();
-    const outcome = await runScheduledBackup({ job, store, layout, recipients: config.encryption.recipients, ledger, slot, trigger: "external", retry: true, leaseMs: config.daemon.leaseMs, signal: ctx.signal, log: ctx.log });
+    let outcome = await attempt();
+    // Another instance holds this very slot (an earlier attempt of the same scheduled run, say):
+    // wait until it finishes, or until its lease runs out and the slot is ours to retry. Success
+    // is only reported for a slot that really succeeded.
+    for (let waited = false; !outcome.ran && outcome.notClaimed.reason === "claimed-elsewhere"; ) {
+      if (!waited) {
+        ctx.output.err(`${job.name} ${slot.toISOString()}: running on ${outcome.notClaimed.holder?.instance ?? "another instance"}; waiting for it to finish`);
+        waited = true;
+      }
+      await sleep(Math.min(5_000, Math.max(500, config.daemon.leaseMs / 4)), ctx.signal);
+      if (ctx.signal.aborted) throw new LifeboatError("INTERRUPTED", `interrupted while waiting for the run of ${job.name} at ${slot.toISOString()} elsewhere`, { kind: "interrupted" });
+      await ledger.sweepAbandoned();
+      outcome = await attempt();
+    }
 
     const at = slot.toISOString();
     if (!outcome.ran) {
       const why = outcome.notClaimed;
+      // Done means succeeded or partial here (failed, interrupted and abandoned slots are retried).
+      const ok = why.reason === "done" && why.record.status === "succeeded";
       const text =
         why.reason === "done"
           ? `${job.name} ${at}: already ${why.record.status} (backup ${why.record.resultId ?? "?"}); nothing to do`
-          : why.reason === "claimed-elsewhere"
-            ? `${job.name} ${at}: already running on ${why.holder?.instance ?? "another instance"}; nothing to do`
-            : `${job.name} ${at}: another run of the job is in progress on ${why.holder.instance} (slot ${why.scheduledAt ?? "?"}); skipped`;
-      if (ctx.output.json) ctx.output.printJson({ ok: true, ran: false, job: job.name, scheduledAt: at, reason: why.reason, record: "record" in why ? (why.record ?? null) : null });
-      else ctx.output.out(text);
-      // A finished or in-progress slot is success for the scheduler; a skipped overlap is too (like the daemon's skip).
-      return EXIT.ok;
+          : why.reason === "busy"
+            ? `${job.name} ${at}: skipped: another run of the job is in progress on ${why.holder.instance} (slot ${why.scheduledAt ?? "?"})`
+            : `${job.name} ${at}: claimed elsewhere`;
+      if (ctx.output.json) ctx.output.printJson({ ok, ran: false, job: job.name, scheduledAt: at, reason: why.reason, record: "record" in why ? (why.record ?? null) : null });
+      else if (ok) ctx.output.out(text);
+      else ctx.output.err(text);
+      // A skipped slot did not run: the scheduler must see it (exit 3), as it sees a partial backup.
+      return ok ? EXIT.ok : EXIT.run;
     }
     const record = outcome.record;
     if (ctx.output.json) {
@@ -61,6 +78,16 @@ export const runCommand: Command = {
     return record.status === "partial" ? EXIT.run : record.status === "succeeded" ? EXIT.ok : exitCodeFor(outcome.error);
   },
 };
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => {
+      clearTimeout(timer);
+      resolve();
+    }, { once: true });
+  });
+}
 
 /** The slot: an ISO time, or `auto` = the job's newest scheduled time at or before now. */
 function scheduledAt(given: string, schedule: string | undefined, timezone: string | undefined, job: string): Date {

@@ -22,7 +22,10 @@ export function webhookSignature(secret: string, body: string | Buffer): string 
 export const webhookChannel: ChannelKind<WebhookConfig> = {
   type: "webhook",
   secrets(config) {
-    return [...(config.secret ? [config.secret] : []), ...Object.values(config.headers)];
+    // Header values given as references are registered when the config is loaded; values of
+    // headers whose names say they carry credentials are secrets however they were written.
+    const credentials = Object.entries(config.headers).filter(([name]) => /authorization|token|secret|key|cookie|signature|password/i.test(name));
+    return [...(config.secret ? [config.secret] : []), ...credentials.map(([, value]) => value)];
   },
   buildRequest(config, n) {
     const { type, ...data } = n.event;
