@@ -4,7 +4,7 @@ import { existsSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
-import { DeleteObjectCommand, HeadObjectCommand } from "@aws-sdk/client-s3";
+import { DeleteObjectCommand, HeadObjectCommand, ListObjectVersionsCommand } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runBackup } from "../src/backup/run-backup.js";
 import { Layout } from "../src/storage/layout.js";
@@ -107,6 +107,20 @@ describe.runIf(radosgw)("S3 Object Lock on radosgw", () => {
       });
     });
   }
+
+  it("deletes every version of a key once its lock has run out, and none while it holds", async () => {
+    const store = storeOn(server, lockedBucket, "when-required", { mode: "governance", retainMs: 3_000 });
+    const key = "expiring/object.bin";
+    await store.put(key, Readable.from([randomBytes(2_000)]), { immutable: true });
+    await store.put(key, Readable.from([randomBytes(2_000)]), { immutable: true });
+    await expect(store.delete([key])).rejects.toMatchObject({ code: "STORAGE_ACCESS_DENIED" });
+    expect(await store.head(key)).toBeDefined();
+    await new Promise((r) => setTimeout(r, 4_500));
+    await store.delete([key]);
+    const versions = await rawS3Client(server).send(new ListObjectVersionsCommand({ Bucket: lockedBucket, Prefix: key }));
+    // Nothing left behind: no noncurrent version holding the bytes, no delete marker.
+    expect([...(versions.Versions ?? []), ...(versions.DeleteMarkers ?? [])]).toEqual([]);
+  });
 
   it("fails a locked put into a bucket without Object Lock with STORAGE_NO_OBJECT_LOCK", async () => {
     const store = storeOn(server, plainBucket, "when-required", { mode: "governance", retainMs: DAY_MS });

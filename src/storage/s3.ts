@@ -10,6 +10,7 @@ import {
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
+  ListObjectVersionsCommand,
   PutObjectCommand,
   PutObjectRetentionCommand,
   S3Client,
@@ -278,12 +279,18 @@ class S3Store implements ObjectStore {
   }
 
   async delete(keys: readonly string[]): Promise<void> {
-    for (let i = 0; i < keys.length; i += 1000) {
-      const batch = keys.slice(i, i + 1000);
-      batch.forEach(assertValidKey);
+    keys.forEach(assertValidKey);
+    // With Object Lock the bucket is versioned: a plain delete only adds a delete marker and
+    // frees nothing, so every version (and marker) of each key is deleted by its version id.
+    // A version still under its retention date is refused (AccessDenied) and stays.
+    const objects: Array<{ Key: string; VersionId?: string }> = this.options.objectLock
+      ? (await Promise.all(keys.map((key) => this.versionsOf(key)))).flat()
+      : keys.map((Key) => ({ Key }));
+    for (let i = 0; i < objects.length; i += 1000) {
+      const batch = objects.slice(i, i + 1000);
       const result = await this.call(`deleting ${batch.length} objects`, undefined, (o) => this.client.send(new DeleteObjectsCommand({
           Bucket: this.options.bucket,
-          Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true },
+          Delete: { Objects: batch, Quiet: true },
         }), o));
       const failed = (result.Errors ?? []).filter((e) => e.Code !== "NoSuchKey");
       if (failed.length > 0) {
@@ -294,6 +301,20 @@ class S3Store implements ObjectStore {
           { kind: first.Code === "AccessDenied" ? "usage" : "run", details: { failed: failed.map((e) => ({ key: e.Key, code: e.Code })) } },
         );
       }
+    }
+  }
+
+  /** Every version and delete marker of exactly `key`. */
+  private async versionsOf(key: string): Promise<Array<{ Key: string; VersionId: string }>> {
+    const found: Array<{ Key: string; VersionId: string }> = [];
+    let keyMarker: string | undefined;
+    let versionMarker: string | undefined;
+    for (;;) {
+      const page = await this.call(`listing the versions of "${key}"`, undefined, (o) => this.client.send(new ListObjectVersionsCommand({ Bucket: this.options.bucket, Prefix: key, KeyMarker: keyMarker, VersionIdMarker: versionMarker }), o));
+      for (const v of [...(page.Versions ?? []), ...(page.DeleteMarkers ?? [])]) if (v.Key === key && v.VersionId) found.push({ Key: key, VersionId: v.VersionId });
+      if (!page.IsTruncated) return found;
+      keyMarker = page.NextKeyMarker;
+      versionMarker = page.NextVersionIdMarker;
     }
   }
 

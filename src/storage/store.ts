@@ -38,7 +38,11 @@ export interface ObjectStore {
   /** Every object whose key starts with `prefix`, in ascending key order. */
   list(prefix: string, options?: { signal?: AbortSignal }): AsyncIterable<ObjectInfo>;
 
-  /** Deletes the keys; keys that do not exist are not an error (idempotent). */
+  /**
+   * Deletes the keys; keys that do not exist are not an error (idempotent). A
+   * store with Object Lock configured deletes every version of each key; a
+   * version still locked is refused (STORAGE_ACCESS_DENIED) and stays.
+   */
   delete(keys: readonly string[]): Promise<void>;
 
   /**
