@@ -16,7 +16,7 @@ import { checkStorage, startHealthServer } from "./http-server.js";
 import { DaemonMetrics } from "./metrics.js";
 import { createNotifier, type LifeboatEvent, type Notifier } from "./notifications.js";
 import { readHeartbeat, startHeartbeat } from "./heartbeat.js";
-import { RunLedger, newOwner, type Owner, type Trigger } from "./run-ledger.js";
+import { RUN_RECORDS_KEPT_MS, RunLedger, newOwner, type Owner, type Trigger } from "./run-ledger.js";
 import { runScheduledBackup, runScheduledDrill, type UnitOutcome } from "./run-unit.js";
 import { Scheduler, realTimers, type ScheduledUnit, type SchedulerEvent, type Timers } from "./scheduler.js";
 
@@ -60,8 +60,6 @@ export interface DaemonSummary {
 }
 
 const HEARTBEAT_MS = 60_000;
-/** Run records (the idempotency keys of past slots) are kept this long, then pruned with the job. */
-const RUN_RECORDS_KEPT_MS = 30 * 86_400_000;
 /** After the grace period, how long aborted runs get to wind down (abort uploads, tear down scratch). */
 const WIND_DOWN_MS = 60_000;
 /** At shutdown, how long notifications still on their way may take. */

@@ -26,6 +26,9 @@ import type { ObjectStore } from "../storage/store.js";
  */
 export const RUN_RECORD_VERSION = 1;
 
+/** Run records (the idempotency keys of past slots) are kept this long, then pruned with their job. */
+export const RUN_RECORDS_KEPT_MS = 30 * 86_400_000;
+
 export type RunStatus = "running" | "succeeded" | "partial" | "failed" | "interrupted" | "abandoned";
 export type Trigger = "schedule" | "catch-up" | "external";
 

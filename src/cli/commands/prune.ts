@@ -3,7 +3,7 @@ import { formatDuration } from "../../model/duration.js";
 import type { BackupJob, RetentionPolicy } from "../../model/job.js";
 import { formatBytes } from "../../model/size.js";
 import { renderTable } from "../../report/text-table.js";
-import { RunLedger } from "../../schedule/run-ledger.js";
+import { RUN_RECORDS_KEPT_MS, RunLedger } from "../../schedule/run-ledger.js";
 import type { Command } from "../command.js";
 import type { Output } from "../output.js";
 import { EXIT } from "../output.js";
@@ -44,8 +44,14 @@ export const pruneCommand: Command = {
 
     const results: Array<{ name: string; result: PruneResult }> = [];
     for (const { name, plan } of plans) {
-      const { store } = await ctx.storeNamed(name);
+      const { store, layout } = await ctx.storeNamed(name);
       results.push({ name, result: await applyPrune(plan, { store, log: ctx.log, now: new Date() }) });
+      // The idempotency records of long-past slots go too (nothing can still be running there).
+      const ledger = new RunLedger({ store, layout, leaseMs: config.daemon.leaseMs, log: ctx.log });
+      for (const job of plan.jobs) {
+        const forgotten = await ledger.forgetRunRecords("backup", job.job, new Date(now.getTime() - RUN_RECORDS_KEPT_MS));
+        if (forgotten > 0) ctx.log.info({ job: job.job, runRecords: forgotten }, "old run records removed");
+      }
     }
     if (ctx.output.json) ctx.output.printJson({ dryRun: false, storages: results.map(({ name, result }) => ({ name, ...result })) });
     else for (const { name, result } of results) printResult(ctx.output, name, plans.find((p) => p.name === name)!.plan, result);
