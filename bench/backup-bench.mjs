@@ -16,13 +16,11 @@ import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, 
 import { cpus, loadavg, totalmem } from "node:os";
 import { join, relative } from "node:path";
 import {
-  CLI,
-  DATA,
-  MIB,
-  ROOT,
-  SAMPLE_MS,
+  assertBenchable,
   cleanup,
+  CLI,
   createBuckets,
+  DATA,
   describeCpu,
   die,
   ensureIdentity,
@@ -35,10 +33,14 @@ import {
   isInterrupted,
   log,
   measure,
+  MIB,
+  notesBlock,
   objectSize,
   peerEnv,
+  ROOT,
   runMain,
   runPipeline,
+  SAMPLE_MS,
   scratchDir,
   startRadosgw,
   table,
@@ -513,18 +515,14 @@ function report(ctx) {
     lines.push("");
     for (const r of failures) lines.push(`FAILED ${r.label}: ${r.error.split("\n")[0]}`);
   }
-  if (ctx.notes.length) {
-    lines.push("");
-    for (const n of ctx.notes) lines.push(`note: ${n}`);
-  }
+  lines.push(...notesBlock(ctx.notes));
   return lines.join("\n");
 }
 
 // --- main ------------------------------------------------------------------------------
 
 async function main() {
-  if (process.platform !== "linux") die("Linux only (reads /proc for RSS and CPU)");
-  if (!existsSync(CLI)) die(`${relative(ROOT, CLI)} is missing; run \`npm run bench\` (it builds first) or \`npm run build\``);
+  assertBenchable();
   const startedAt = new Date();
   const started = performance.now();
   const loadAtStart = loadavg();

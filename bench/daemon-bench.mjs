@@ -18,12 +18,11 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 
 import { cpus, loadavg, totalmem } from "node:os";
 import { dirname, join, relative } from "node:path";
 import {
-  CLI,
-  DATA,
-  MIB,
-  ROOT,
-  clockTicksPerSecond,
+  assertBenchable,
   cleanup,
+  CLI,
+  clockTicksPerSecond,
+  DATA,
   die,
   envInt,
   fixed,
@@ -31,8 +30,11 @@ import {
   log,
   machineCpuTicks,
   median,
+  MIB,
+  notesBlock,
   processCpuTicks,
   processMemoryKiB,
+  ROOT,
   runMain,
   scratchDir,
   table,
@@ -462,18 +464,14 @@ function report(ctx) {
   if (idleOthers > 0.1) ctx.notes.push(`other processes kept the machine ${fixed(100 * idleOthers, 0)} % busy during the idle window: the idle CPU and lateness figures may be skewed; rerun on a quiet machine`);
   if (load.catchUpStarts > 0) ctx.notes.push(`${load.catchUpStarts} catch-up runs started (excluded from lateness); catchUp is none, so this is unexpected`);
   if (load.startedInWindow < JOBS) ctx.notes.push(`${JOBS - load.startedInWindow} runs due in the window had not started ${DRAIN_S} s after it: the machine did not keep up with ${fixed(JOBS / WINDOW_S, 1)} runs a second; lower the load (BENCH_DAEMON_JOBS) and rerun`);
-  if (ctx.notes.length) {
-    lines.push("");
-    for (const n of ctx.notes) lines.push(`note: ${n}`);
-  }
+  lines.push(...notesBlock(ctx.notes));
   return lines.join("\n");
 }
 
 // --- main --------------------------------------------------------------------
 
 async function main() {
-  if (process.platform !== "linux") die("Linux only (reads /proc for RSS and CPU)");
-  if (!existsSync(CLI)) die(`${relative(ROOT, CLI)} is missing; run \`npm run bench\` (it builds first) or \`npm run build\``);
+  assertBenchable();
   const startedAt = new Date();
   const started = performance.now();
   const loadAtStart = loadavg();

@@ -751,3 +751,14 @@ export function trackChild(child) {
   child.once("error", forget);
   return child;
 }
+
+/** The last lines of a results block: one `note:` line each, after a blank line. */
+export function notesBlock(notes) {
+  return notes.length ? ["", ...notes.map((n) => `note: ${n}`)] : [];
+}
+
+/** Every bench reads /proc and runs the built CLI: stop early, saying why, when either is missing. */
+export function assertBenchable() {
+  if (process.platform !== "linux") die("Linux only (reads /proc for RSS and CPU)");
+  if (!existsSync(CLI)) die(`${relative(ROOT, CLI)} is missing; run \`npm run bench\` (it builds first) or \`npm run build\``);
+}

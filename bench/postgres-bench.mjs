@@ -24,13 +24,11 @@ import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync,
 import { availableParallelism, cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { basename, join, relative, resolve } from "node:path";
 import {
-  CLI,
-  DATA,
-  MIB,
-  ROOT,
-  SAMPLE_MS,
+  assertBenchable,
   cleanup,
+  CLI,
   createBuckets,
+  DATA,
   describeCpu,
   die,
   ensureIdentity,
@@ -45,11 +43,15 @@ import {
   log,
   measure,
   mergeSamples,
+  MIB,
+  notesBlock,
   objectSize,
   onCleanup,
   peerEnv,
+  ROOT,
   runMain,
   runPipeline,
+  SAMPLE_MS,
   startRadosgw,
   table,
   tail,
@@ -879,18 +881,14 @@ function report(ctx) {
     lines.push("");
     for (const r of failures) lines.push(`FAILED ${r.label}: ${r.error.split("\n")[0]}`);
   }
-  if (ctx.notes.length) {
-    lines.push("");
-    for (const n of ctx.notes) lines.push(`note: ${n}`);
-  }
+  lines.push(...notesBlock(ctx.notes));
   return lines.join("\n");
 }
 
 // --- main ------------------------------------------------------------------------------
 
 async function main() {
-  if (process.platform !== "linux") die("Linux only (reads /proc for RSS and CPU)");
-  if (!existsSync(CLI)) die(`${relative(ROOT, CLI)} is missing; run \`npm run bench\` (it builds first) or \`npm run build\``);
+  assertBenchable();
   const startedAt = new Date();
   const started = performance.now();
   const loadAtStart = loadavg();

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { promises as fs } from "node:fs";
 import { join } from "node:path";
+import { processExists } from "../exec/process.js";
 import { LifeboatError } from "../model/errors.js";
 
 /**
@@ -52,7 +53,7 @@ export async function sweepDrillState(root: string): Promise<void> {
   for (const name of await fs.readdir(root).catch(() => [] as string[])) {
     try {
       const record = JSON.parse(await fs.readFile(join(root, name, "waiting.json"), "utf8")) as WaitingRecord;
-      if (isRunning(record.pid)) continue;
+      if (processExists(record.pid)) continue;
     } catch {
       // no record: a drill that never waited, or one that is writing it right now
       continue;
@@ -73,7 +74,7 @@ export async function acknowledge(root: string, step: string, drillId?: string):
     if (drillId !== undefined && name !== drillId) continue;
     try {
       const record = JSON.parse(await fs.readFile(join(root, name, "waiting.json"), "utf8")) as WaitingRecord;
-      if (record.step === step && isRunning(record.pid)) waiting.push(record);
+      if (record.step === step && processExists(record.pid)) waiting.push(record);
     } catch {
       // not waiting
     }
@@ -93,13 +94,4 @@ export async function acknowledge(root: string, step: string, drillId?: string):
   const record = waiting[0]!;
   await fs.writeFile(join(root, record.drillId, ackName(step)), `${new Date().toISOString()}\n`, { mode: 0o600 });
   return record;
-}
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
 }

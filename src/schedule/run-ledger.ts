@@ -1,5 +1,6 @@
 import { readFileSync, readlinkSync } from "node:fs";
 import { hostname } from "node:os";
+import { processExists } from "../exec/process.js";
 import { z } from "zod";
 import type { Logger } from "../log/logger.js";
 import { silentLogger } from "../log/logger.js";
@@ -487,15 +488,6 @@ function retryable(status: RunStatus): boolean {
 
 export function isPreconditionFailed(error: unknown): boolean {
   return error instanceof LifeboatError && error.code === "STORAGE_PRECONDITION_FAILED";
-}
-
-function processExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 function encode(value: unknown): Buffer {
