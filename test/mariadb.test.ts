@@ -11,7 +11,6 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runBackup } from "../src/backup/run-backup.js";
 import { listBackups } from "../src/catalog/catalog.js";
-import { createLogger, type Logger } from "../src/log/logger.js";
 import { silentLogger } from "../src/log/logger.js";
 import type { BackupJob, DatabaseConnection } from "../src/model/job.js";
 import { generateIdentity, parseIdentities } from "../src/pipeline/age/index.js";
@@ -35,6 +34,7 @@ import {
   tableChecksums,
 } from "./support/mariadb.js";
 import { storesUnderTest } from "./support/stores.js";
+import { capturingLogger } from "./support/logs.js";
 
 /**
  * MariaDB end to end, against real servers that Lifeboat's own `mariadb`
@@ -55,18 +55,6 @@ function mariadbJob(name: string, connection: DatabaseConnection, overrides: Par
 /** A SQL string literal (backslash escapes are on in the servers' default sql_mode). */
 function literal(text: string): string {
   return `'${text.replace(/\\/g, "\\\\").replace(/'/g, "''")}'`;
-}
-
-/** A logger that keeps every line, to check what reached the logs. */
-function capturingLogger(): { log: Logger; text: () => string } {
-  const lines: string[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      lines.push(chunk.toString());
-      callback();
-    },
-  });
-  return { log: createLogger({ level: "trace", destination }), text: () => lines.join("") };
 }
 
 /** The shop: foreign keys, indexes (unique, composite, full-text), AUTO_INCREMENT with gaps, a view, routines, triggers, an event, BLOBs, utf8mb4. */

@@ -3,16 +3,16 @@ import { existsSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { Writable } from "node:stream";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { NotificationConfig } from "../src/config/schema.js";
-import { createLogger, silentLogger, type Logger } from "../src/log/logger.js";
+import { silentLogger } from "../src/log/logger.js";
 import { forgetSecretsForTests } from "../src/log/redact.js";
 import { LifeboatError } from "../src/model/errors.js";
 import { backoffMs, createNotifier, retryAfterMs, summarizeEvent, type LifeboatEvent } from "../src/schedule/notifications.js";
 import { LIFEBOAT_VERSION } from "../src/version.js";
 import { tempDir } from "./support/builders.js";
 import { CLI, lifeboat } from "./support/cli.js";
+import { capturingLogger } from "./support/logs.js";
 
 /** What the receiver got: one entry per HTTP request, with the exact body bytes. */
 interface Received {
@@ -60,18 +60,6 @@ async function startReceiver(answers: Answer[] = [{ status: 200, body: "ok" }]):
   };
   receivers.push(receiver);
   return receiver;
-}
-
-/** A logger that keeps every line (without the CLI's redaction), to check what reached the logs. */
-function capturingLogger(): { log: Logger; text: () => string } {
-  const lines: string[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      lines.push(chunk.toString());
-      callback();
-    },
-  });
-  return { log: createLogger({ level: "trace", destination }), text: () => lines.join("") };
 }
 
 /** Records the back-off asked for, without waiting. */

@@ -5,7 +5,7 @@ import { applyRetention } from "../model/retention.js";
 import { silentLogger, type Logger } from "../log/logger.js";
 import { MANIFEST_NAME, type Layout } from "../storage/layout.js";
 import type { ObjectInfo, ObjectStore, PendingUpload } from "../storage/store.js";
-import { listBackups } from "./catalog.js";
+import { listBackups, type ManifestCache } from "./catalog.js";
 
 /**
  * Retention and clean-up of one storage, in two steps: `planPrune` reads the
@@ -47,6 +47,8 @@ export interface PlanPruneRequest {
    * the storage's prefix): set when every job of the storage is pruned.
    */
   wholeStorage?: boolean;
+  /** Manifests read before (the daemon prunes after every backup and keeps one). */
+  manifests?: ManifestCache | undefined;
 }
 
 export interface PlannedObject {
@@ -120,7 +122,7 @@ export async function planPrune(request: PlanPruneRequest): Promise<PrunePlan> {
       if (rest.join("/") === MANIFEST_NAME) entry.hasManifest = true;
       folders.set(folder, entry);
     }
-    const entries = await listBackups(store, layout, job.name);
+    const entries = await listBackups(store, layout, job.name, { verifications: false, ...(request.manifests ? { cache: request.manifests } : {}) });
     const cataloged = new Set(entries.map((e) => layout.backupFolder(job.name, e.id)));
 
     const usable = entries.filter((e) => e.manifest);

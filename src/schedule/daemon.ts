@@ -238,7 +238,7 @@ export async function runDaemon(request: DaemonRequest): Promise<DaemonSummary> 
       const { store, layout } = await request.stores(job.storage);
       const ledger = ledgers.get(job.storage)!;
       const activeBackupFolders = await ledger.activeBackupFolders(job.name);
-      const plan = await planPrune({ store, layout, jobs: [job], now: timers.now(), orphanGraceMs: config.orphanGraceMs, activeBackupFolders });
+      const plan = await planPrune({ store, layout, jobs: [job], now: timers.now(), orphanGraceMs: config.orphanGraceMs, activeBackupFolders, manifests });
       const result = await applyPrune(plan, { store, log: unitLog, now: timers.now() });
       const runRecords = await ledger.forgetRunRecords("backup", job.name, new Date(timers.now().getTime() - RUN_RECORDS_KEPT_MS));
       unitLog.info({ result: pruneSummary(result), runRecords }, "pruned");
