@@ -375,7 +375,7 @@ daemon:
     const record = runRecord(store, "stuck", slot)!;
     expect(record).toMatchObject({ status: "succeeded", attempt: 2, fencingToken: 2 });
     expect(manifests(store, "stuck")).toHaveLength(1);
-    expect(logLines(second.stderr(), "run abandoned by a stopped daemon")).toHaveLength(1);
+    expect(logLines(second.stderr(), "run marked abandoned")).toHaveLength(1);
   });
 
   for (const storeKind of ["filesystem", "radosgw"] as const) {
@@ -434,7 +434,7 @@ daemon:
     writeFileSync(join(dir, "lifeboat.yaml"), config(true));
     const refused = await lifeboat(["-c", join(dir, "lifeboat.yaml"), "daemon"], { cwd: dir, env: s3Env(server) });
     expect(refused.code).toBe(2);
-    expect(refused.stderr).toContain("does not enforce conditional writes (If-None-Match), so several daemons could run the same job twice");
+    expect(refused.stderr).toContain("does not enforce conditional writes (If-None-Match and If-Match), so several daemons could run the same job twice");
     expect(refused.stderr).toContain("hint: run a single daemon (daemon.multiInstance: false)");
 
     writeFileSync(join(dir, "lifeboat.yaml"), config(false));

@@ -99,7 +99,7 @@ export async function runDaemon(request: DaemonRequest): Promise<DaemonSummary> 
     if (config.daemon.multiInstance) {
       const capabilities = await store.probe(layout.probePrefix());
       if (!capabilities.conditionalWrites) {
-        throw new LifeboatError("DAEMON_MULTI_INSTANCE_UNSAFE", `storage "${name}" (${store.description}) does not enforce conditional writes (If-None-Match), so several daemons could run the same job twice`, {
+        throw new LifeboatError("DAEMON_MULTI_INSTANCE_UNSAFE", `storage "${name}" (${store.description}) does not enforce conditional writes (If-None-Match and If-Match), so several daemons could run the same job twice`, {
           kind: "usage",
           hint: "run a single daemon (daemon.multiInstance: false), or use a store that enforces conditional writes (AWS S3, Ceph RGW, MinIO, the filesystem store)",
         });
@@ -108,13 +108,9 @@ export async function runDaemon(request: DaemonRequest): Promise<DaemonSummary> 
     ledgers.set(name, new RunLedger({ store, layout, leaseMs: config.daemon.leaseMs, owner, log }));
   }
 
-  // Runs a crash left `running` are abandoned; their leases are freed.
+  // Runs a crash left `running` are abandoned (the ledger logs each); their leases are freed.
   let abandoned = 0;
-  for (const [name, ledger] of ledgers) {
-    const marked = await ledger.sweepAbandoned();
-    abandoned += marked.length;
-    for (const record of marked) log.warn({ storage: name, kind: record.kind, name: record.name, scheduledAt: record.scheduledAt }, "run abandoned by a stopped daemon");
-  }
+  for (const ledger of ledgers.values()) abandoned += (await ledger.sweepAbandoned()).length;
 
   // Freshness from storage: metrics, catch-up, and downtime.
   const now = timers.now();
@@ -283,9 +279,7 @@ export async function runDaemon(request: DaemonRequest): Promise<DaemonSummary> 
     if (checking) return;
     checking = true;
     try {
-      for (const ledger of ledgers.values()) {
-        for (const record of await ledger.sweepAbandoned({ quick: true })) log.warn({ kind: record.kind, name: record.name, scheduledAt: record.scheduledAt }, "run abandoned by a stopped daemon");
-      }
+      for (const ledger of ledgers.values()) await ledger.sweepAbandoned({ quick: true });
       freshness = await readFreshness(config, (job) => request.stores(job.storage), timers.now(), { cache: manifests });
       metrics.setFreshness(freshness);
       for (const f of freshness) {
